@@ -1,0 +1,98 @@
+// SPDX-FileCopyrightText: 2026 The ha-registry authors
+// SPDX-License-Identifier: EUPL-1.2
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+	"github.com/urfave/cli/v2"
+
+	"github.com/ha-registry/ha-registry/s3store"
+)
+
+// Every flag has an environment variable, so that a NixOS module or a
+// container needs no command line.
+
+func logFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"REGISTRY_LOG_LEVEL"}, Usage: "trace, debug, info, warn or error"},
+		&cli.StringFlag{Name: "log-format", Value: "json", EnvVars: []string{"REGISTRY_LOG_FORMAT"}, Usage: "json or console"},
+	}
+}
+
+func databaseFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "database-url", EnvVars: []string{"REGISTRY_DATABASE_URL"}, Required: true,
+			Usage: "PostgreSQL connection URL (postgres://user:pass@host:port/db)"},
+	}
+}
+
+func s3Flags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "s3-endpoint", EnvVars: []string{"REGISTRY_S3_ENDPOINT"}, Usage: "S3 endpoint URL; empty for AWS"},
+		&cli.StringFlag{Name: "s3-bucket", EnvVars: []string{"REGISTRY_S3_BUCKET"}, Required: true, Usage: "bucket name"},
+		&cli.StringFlag{Name: "s3-region", Value: "us-east-1", EnvVars: []string{"REGISTRY_S3_REGION"}, Usage: "bucket region"},
+		&cli.BoolFlag{Name: "s3-path-style", EnvVars: []string{"REGISTRY_S3_PATH_STYLE"}, Usage: "path-style addressing (most S3-compatible servers)"},
+		&cli.StringFlag{Name: "s3-prefix", EnvVars: []string{"REGISTRY_S3_PREFIX"}, Usage: "key prefix under which the registry's layout lives"},
+	}
+}
+
+// newLogger builds the process logger from the global flags.
+func newLogger(c *cli.Context) (zerolog.Logger, error) {
+	level, err := zerolog.ParseLevel(c.String("log-level"))
+	if err != nil {
+		return zerolog.Logger{}, fmt.Errorf("--log-level: %w", err)
+	}
+	var l zerolog.Logger
+	switch c.String("log-format") {
+	case "json":
+		l = zerolog.New(os.Stderr)
+	case "console":
+		l = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339})
+	default:
+		return l, fmt.Errorf("--log-format must be json or console, not %q", c.String("log-format"))
+	}
+	return l.Level(level).With().Timestamp().Logger(), nil
+}
+
+// openDatabase connects to PostgreSQL and checks the connection.
+func openDatabase(ctx context.Context, c *cli.Context) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(c.String("database-url"))
+	if err != nil {
+		return nil, fmt.Errorf("--database-url: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to PostgreSQL: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connecting to PostgreSQL at %s: %w", redactURL(cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database), err)
+	}
+	return pool, nil
+}
+
+func redactURL(host string, port uint16, db string) string {
+	return fmt.Sprintf("%s:%d/%s", host, port, db)
+}
+
+// openS3 builds the S3 store; credentials come from the standard AWS
+// variables and files.
+func openS3(ctx context.Context, c *cli.Context) (*s3store.Store, error) {
+	return s3store.New(ctx, s3store.Config{
+		Endpoint:  c.String("s3-endpoint"),
+		Region:    c.String("s3-region"),
+		Bucket:    c.String("s3-bucket"),
+		PathStyle: c.Bool("s3-path-style"),
+		Root:      strings.Trim(c.String("s3-prefix"), "/"),
+	})
+}

@@ -1,0 +1,113 @@
+// SPDX-FileCopyrightText: 2026 The ha-registry authors
+// SPDX-License-Identifier: EUPL-1.2
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ha-registry/ha-registry/internal/schema"
+	"github.com/ha-registry/ha-registry/internal/store"
+	"github.com/ha-registry/ha-registry/registry/httpapi"
+)
+
+func serveCommand() *cli.Command {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "listen", Value: ":5000", EnvVars: []string{"REGISTRY_LISTEN"}, Usage: "address to serve on"},
+		&cli.BoolFlag{Name: "migrate", EnvVars: []string{"REGISTRY_MIGRATE"}, Usage: "apply database migrations before serving"},
+		&cli.BoolFlag{Name: "auto-mount", Value: true, EnvVars: []string{"REGISTRY_AUTO_MOUNT"},
+			Usage: "let a mount without from= link a blob held by any repository"},
+		&cli.DurationFlag{Name: "drain-delay", Value: 0, EnvVars: []string{"REGISTRY_DRAIN_DELAY"},
+			Usage: "after SIGTERM, keep serving this long with /readyz failing, so load balancers stop sending requests"},
+		&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, EnvVars: []string{"REGISTRY_SHUTDOWN_TIMEOUT"},
+			Usage: "after the drain delay, how long in-flight requests may take to finish"},
+	}
+	flags = append(flags, databaseFlags()...)
+	flags = append(flags, s3Flags()...)
+	return &cli.Command{
+		Name:   "serve",
+		Usage:  "serve the OCI distribution API",
+		Flags:  flags,
+		Action: serve,
+	}
+}
+
+func serve(c *cli.Context) error {
+	log, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	pool, err := openDatabase(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if c.Bool("migrate") {
+		applied, err := schema.Migrate(ctx, pool)
+		if err != nil {
+			return err
+		}
+		if len(applied) > 0 {
+			log.Info().Ints("applied", applied).Msg("database migrated")
+		}
+	}
+	if err := schema.Check(ctx, pool); err != nil {
+		return err
+	}
+	s3, err := openS3(ctx, c)
+	if err != nil {
+		return err
+	}
+	st, err := store.New(pool, s3, store.Config{AutoMount: c.Bool("auto-mount")})
+	if err != nil {
+		return err
+	}
+	api := httpapi.New(httpapi.Options{Store: st, Logger: log, AutoMount: c.Bool("auto-mount")})
+
+	ln, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          nil,
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info().Str("listen", ln.Addr().String()).Str("version", version).Msg("serving")
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	// Drain: fail readiness first so balancers move traffic away while we
+	// still answer, then stop accepting and let in-flight requests finish.
+	api.SetDraining(true)
+	log.Info().Dur("drain_delay", c.Duration("drain-delay")).Msg("draining")
+	time.Sleep(c.Duration("drain-delay"))
+	sctx, cancel := context.WithTimeout(context.Background(), c.Duration("shutdown-timeout"))
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info().Msg("stopped")
+	return nil
+}

@@ -1,0 +1,102 @@
+// SPDX-FileCopyrightText: 2026 The ha-registry authors
+// SPDX-License-Identifier: EUPL-1.2
+
+package store
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ha-registry/ha-registry/registry"
+)
+
+// DefaultPageSize is the page size of tag and catalog listings when the
+// client names none.
+const DefaultPageSize = 1000
+
+// Tags lists repo's tags in byte order (COLLATE "C"), which is the
+// spec's lexical order whatever the database's locale.
+func (s *Store) Tags(ctx context.Context, repo, last string, n int) ([]string, bool, error) {
+	repoID, ok, err := repositoryID(ctx, s.db, repo)
+	if err != nil {
+		return nil, false, dbErr(err)
+	}
+	if !ok {
+		return nil, false, registry.ErrNameUnknown
+	}
+	return page(ctx, s.db, n, `SELECT name FROM tags WHERE repository_id = $1 AND name COLLATE "C" > $2
+		ORDER BY name COLLATE "C" LIMIT $3`, repoID, last)
+}
+
+// Catalog lists repository names in byte order.
+func (s *Store) Catalog(ctx context.Context, last string, n int) ([]string, bool, error) {
+	return page(ctx, s.db, n, `SELECT name FROM repositories WHERE name COLLATE "C" > $1
+		ORDER BY name COLLATE "C" LIMIT $2`, last)
+}
+
+// page runs a listing query whose last argument is the limit, asking one
+// row more than n to learn whether another page follows.
+func page(ctx context.Context, q querier, n int, query string, args ...any) ([]string, bool, error) {
+	if n <= 0 {
+		n = DefaultPageSize
+	}
+	rows, err := q.Query(ctx, query, append(args, n+1)...)
+	if err != nil {
+		return nil, false, dbErr(err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, false, dbErr(err)
+	}
+	if len(names) > n {
+		return names[:n], true, nil
+	}
+	return names, false, nil
+}
+
+// Referrers lists the manifests of repo whose subject is d, from the
+// subject index.
+func (s *Store) Referrers(ctx context.Context, repo string, d digest.Digest, artifactType string) ([]ocispec.Descriptor, error) {
+	rows, err := s.db.Query(ctx, `SELECT m.digest, m.media_type, m.artifact_type, length(m.content), m.annotations
+		FROM manifests m JOIN repositories r ON r.id = m.repository_id
+		WHERE r.name = $1 AND m.subject = $2 AND ($3 = '' OR m.artifact_type = $3)
+		ORDER BY m.digest`, repo, d.String(), artifactType)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	defer rows.Close()
+	out := []ocispec.Descriptor{}
+	for rows.Next() {
+		var desc ocispec.Descriptor
+		var dg string
+		var annotations []byte
+		if err := rows.Scan(&dg, &desc.MediaType, &desc.ArtifactType, &desc.Size, &annotations); err != nil {
+			return nil, err
+		}
+		desc.Digest = digest.Digest(dg)
+		if annotations != nil {
+			if err := json.Unmarshal(annotations, &desc.Annotations); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, desc)
+	}
+	return out, dbErr(rows.Err())
+}
+
+// uniqueDigests returns the descriptors' digests, each once, in order.
+func uniqueDigests(ds []ocispec.Descriptor) []string {
+	seen := make(map[digest.Digest]bool, len(ds))
+	out := make([]string, 0, len(ds))
+	for _, d := range ds {
+		if !seen[d.Digest] {
+			seen[d.Digest] = true
+			out = append(out, d.Digest.String())
+		}
+	}
+	return out
+}

@@ -1,0 +1,242 @@
+// SPDX-FileCopyrightText: 2026 The ha-registry authors
+// SPDX-License-Identifier: EUPL-1.2
+
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/ha-registry/ha-registry/pglock"
+	"github.com/ha-registry/ha-registry/registry"
+)
+
+// GetManifest reads a manifest's bytes from the index: no S3 round trip.
+func (s *Store) GetManifest(ctx context.Context, repo, tag string, d digest.Digest) (registry.StoredManifest, error) {
+	var m registry.StoredManifest
+	var dg string
+	var err error
+	if d != "" {
+		err = s.db.QueryRow(ctx, `SELECT m.digest, m.media_type, m.content FROM manifests m
+			JOIN repositories r ON r.id = m.repository_id WHERE r.name = $1 AND m.digest = $2`,
+			repo, d.String()).Scan(&dg, &m.MediaType, &m.Content)
+	} else {
+		err = s.db.QueryRow(ctx, `SELECT m.digest, m.media_type, m.content FROM tags t
+			JOIN repositories r ON r.id = t.repository_id
+			JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest
+			WHERE r.name = $1 AND t.name = $2`, repo, tag).Scan(&dg, &m.MediaType, &m.Content)
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return m, registry.ErrManifestUnknown
+	}
+	if err != nil {
+		return m, dbErr(err)
+	}
+	m.Digest = digest.Digest(dg)
+	return m, nil
+}
+
+// lockTags takes the tags' locks in a fixed order (so two pushes of the
+// same tags cannot deadlock), making the bucket's tag link and the index's
+// tag row change together.
+func lockTags(ctx context.Context, tx pgx.Tx, repo string, tags []string) error {
+	sorted := slices.Clone(tags)
+	slices.Sort(sorted)
+	for _, t := range slices.Compact(sorted) {
+		if err := pglock.XactLock(ctx, tx, pglock.Key(pglock.NamespaceRepository, repo+":"+t), pglock.Exclusive); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PutManifest validates, stores and tags a manifest. Its references are
+// locked FOR SHARE while the manifest is written, so a concurrent deletion
+// of a blob link it needs waits, then fails on the foreign key: a manifest
+// that was accepted never lacks a blob.
+func (s *Store) PutManifest(ctx context.Context, p registry.ManifestPut) (*registry.Manifest, error) {
+	m, err := registry.ParseManifest(p.MediaType, p.Content)
+	if err != nil {
+		return nil, err
+	}
+	blobs := uniqueDigests(m.Blobs)
+	children := uniqueDigests(m.Children)
+	var subject *string
+	if m.Subject != nil {
+		sd := m.Subject.Digest.String()
+		subject = &sd
+	}
+	var annotations []byte
+	if len(m.Annotations) > 0 {
+		if annotations, err = json.Marshal(m.Annotations); err != nil {
+			return nil, err
+		}
+	}
+	d := p.Digest.String()
+
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		repoID, err := ensureRepository(ctx, tx, p.Repo)
+		if err != nil {
+			return err
+		}
+		if missing, err := missingRows(ctx, tx, `SELECT digest FROM repository_blobs
+			WHERE repository_id = $1 AND digest = ANY($2) FOR SHARE`, repoID, blobs); err != nil {
+			return err
+		} else if missing != "" {
+			return registry.ErrManifestBlobUnknown.WithMessage("blob %s is not in repository %s; push it first", missing, p.Repo).
+				WithDetail(map[string]string{"digest": missing})
+		}
+		if missing, err := missingRows(ctx, tx, `SELECT digest FROM manifests
+			WHERE repository_id = $1 AND digest = ANY($2) FOR SHARE`, repoID, children); err != nil {
+			return err
+		} else if missing != "" {
+			return registry.ErrManifestBlobUnknown.WithMessage("manifest %s is not in repository %s; push it first", missing, p.Repo).
+				WithDetail(map[string]string{"digest": missing})
+		}
+		if err := lockTags(ctx, tx, p.Repo, p.Tags); err != nil {
+			return err
+		}
+		if err := lockDigest(ctx, tx, p.Digest); err != nil {
+			return err
+		}
+
+		// The bucket first: the manifest bytes as a blob, its revision
+		// link, then the tag links.
+		var blobExists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM blobs WHERE digest = $1)`, d).Scan(&blobExists); err != nil {
+			return err
+		}
+		if !blobExists {
+			if err := s.s3.PutBytes(ctx, s.layout.BlobData(p.Digest), p.Content); err != nil {
+				return err
+			}
+		}
+		link := []byte(d)
+		if err := s.s3.PutBytes(ctx, s.layout.RevisionLink(p.Repo, p.Digest), link); err != nil {
+			return err
+		}
+		for _, t := range p.Tags {
+			if err := s.s3.PutBytes(ctx, s.layout.TagIndexLink(p.Repo, t, p.Digest), link); err != nil {
+				return err
+			}
+			if err := s.s3.PutBytes(ctx, s.layout.TagCurrentLink(p.Repo, t), link); err != nil {
+				return err
+			}
+		}
+
+		// Then the index.
+		if _, err := tx.Exec(ctx, `INSERT INTO blobs (digest, size) VALUES ($1, $2) ON CONFLICT DO NOTHING`, d, len(p.Content)); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO manifests (repository_id, digest, media_type, artifact_type, content, subject, annotations)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+			repoID, d, m.MediaType, m.ArtifactType, p.Content, subject, annotations); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO manifest_blobs (repository_id, manifest_digest, blob_digest)
+			SELECT $1, $2, unnest($3::text[]) ON CONFLICT DO NOTHING`, repoID, d, blobs); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO manifest_children (repository_id, parent_digest, child_digest)
+			SELECT $1, $2, unnest($3::text[]) ON CONFLICT DO NOTHING`, repoID, d, children); err != nil {
+			return err
+		}
+		for _, t := range p.Tags {
+			if _, err := tx.Exec(ctx, `INSERT INTO tags (repository_id, name, manifest_digest) VALUES ($1, $2, $3)
+				ON CONFLICT (repository_id, name) DO UPDATE SET manifest_digest = EXCLUDED.manifest_digest, updated_at = now()`,
+				repoID, t, d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// missingRows returns the first of want that query (given repoID and want)
+// does not return, or "".
+func missingRows(ctx context.Context, tx pgx.Tx, query string, repoID int64, want []string) (string, error) {
+	if len(want) == 0 {
+		return "", nil
+	}
+	rows, err := tx.Query(ctx, query, repoID, want)
+	if err != nil {
+		return "", err
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return "", err
+	}
+	for _, w := range want {
+		if !slices.Contains(found, w) {
+			return w, nil
+		}
+	}
+	return "", nil
+}
+
+// DeleteManifest removes a manifest and its tags, index rows first.
+func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		repoID, ok, err := repositoryID(ctx, tx, repo)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return registry.ErrManifestUnknown
+		}
+		rows, err := tx.Query(ctx, `SELECT name FROM tags WHERE repository_id = $1 AND manifest_digest = $2`, repoID, d.String())
+		if err != nil {
+			return err
+		}
+		tags, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		if err := lockTags(ctx, tx, repo, tags); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM manifests WHERE repository_id = $1 AND digest = $2`, repoID, d.String())
+		if isFKViolation(err) {
+			return registry.ErrDenied.WithMessage("manifest %s is listed by an index in %s; delete the index first", d, repo)
+		}
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return registry.ErrManifestUnknown
+		}
+		for _, t := range tags {
+			if err := s.s3.DeletePrefix(ctx, s.layout.TagPrefix(repo, t)); err != nil {
+				return err
+			}
+		}
+		return s.s3.Delete(ctx, s.layout.RevisionLink(repo, d))
+	})
+}
+
+// DeleteTag removes one tag; its manifest stays.
+func (s *Store) DeleteTag(ctx context.Context, repo, tagName string) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := lockTags(ctx, tx, repo, []string{tagName}); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM tags t USING repositories r
+			WHERE r.id = t.repository_id AND r.name = $1 AND t.name = $2`, repo, tagName)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return registry.ErrManifestUnknown.WithMessage("tag %q unknown", tagName)
+		}
+		return s.s3.DeletePrefix(ctx, s.layout.TagPrefix(repo, tagName))
+	})
+}

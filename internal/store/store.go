@@ -1,0 +1,129 @@
+// SPDX-FileCopyrightText: 2026 The ha-registry authors
+// SPDX-License-Identifier: EUPL-1.2
+
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/ha-registry/ha-registry/pglock"
+	"github.com/ha-registry/ha-registry/registry"
+	"github.com/ha-registry/ha-registry/s3store"
+)
+
+// MinPartSize is S3's smallest part other than the last.
+const MinPartSize = 5 << 20
+
+// Config configures a [Store].
+type Config struct {
+	// PartSize is the size of every multipart part but the last. Bytes
+	// below it are staged in PostgreSQL between requests. It bounds the
+	// memory of one upload request; at least MinPartSize (the default).
+	PartSize int
+	// AutoMount lets a mount without a source repository link a blob from
+	// any repository that holds it.
+	AutoMount bool
+}
+
+// Store is the registry's storage: S3 for bytes, PostgreSQL for the index.
+type Store struct {
+	db       *pgxpool.Pool
+	s3       *s3store.Store
+	layout   s3store.Layout
+	partSize int
+	cfg      Config
+}
+
+var _ registry.Store = (*Store)(nil)
+
+// New returns a Store over db and s3.
+func New(db *pgxpool.Pool, s3 *s3store.Store, cfg Config) (*Store, error) {
+	if cfg.PartSize == 0 {
+		cfg.PartSize = MinPartSize
+	}
+	if cfg.PartSize < MinPartSize {
+		return nil, fmt.Errorf("part size %d is below S3's minimum of %d", cfg.PartSize, MinPartSize)
+	}
+	return &Store{db: db, s3: s3, layout: s3.Layout(), partSize: cfg.PartSize, cfg: cfg}, nil
+}
+
+// Ready reports whether PostgreSQL and S3 both answer.
+func (s *Store) Ready(ctx context.Context) error {
+	if err := s.db.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	if err := s.s3.Ping(ctx); err != nil {
+		return fmt.Errorf("s3: %w", err)
+	}
+	return nil
+}
+
+// inTx runs fn in a transaction, mapping an unreachable database to
+// ErrUnavailable so clients get a fast 503 instead of a 500.
+func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return dbErr(pgx.BeginFunc(ctx, s.db, fn))
+}
+
+// dbErr turns connection failures into ErrUnavailable; other errors pass.
+func dbErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var re *registry.Error
+	if errors.As(err, &re) {
+		return err
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	if errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) {
+		return fmt.Errorf("%w: %w", registry.ErrUnavailable.WithMessage("metadata database unavailable"), err)
+	}
+	return err
+}
+
+// ensureRepository returns repo's id, creating the row on first use. The
+// no-op update makes RETURNING answer for an existing row too, so racing
+// first pushes both get the id instead of a unique violation.
+func ensureRepository(ctx context.Context, tx pgx.Tx, repo string) (int64, error) {
+	var id int64
+	err := tx.QueryRow(ctx, `INSERT INTO repositories (name) VALUES ($1)
+		ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id`, repo).Scan(&id)
+	return id, err
+}
+
+// repositoryID returns repo's id, or ok false when it does not exist.
+func repositoryID(ctx context.Context, q querier, repo string) (int64, bool, error) {
+	var id int64
+	err := q.QueryRow(ctx, `SELECT id FROM repositories WHERE name = $1`, repo).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	return id, err == nil, err
+}
+
+// querier is what a pool and a transaction share.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// lockDigest serializes, cluster-wide, everything that creates or removes
+// the blob object of d, until tx ends.
+func lockDigest(ctx context.Context, tx pgx.Tx, d digest.Digest) error {
+	return pglock.XactLock(ctx, tx, pglock.Key(pglock.NamespaceDigest, d.String()), pglock.Exclusive)
+}
+
+// isFKViolation reports a foreign key refusing a delete or insert.
+func isFKViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23503"
+}

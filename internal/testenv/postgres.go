@@ -1,0 +1,151 @@
+// SPDX-FileCopyrightText: 2026 The ha-registry authors
+// SPDX-License-Identifier: EUPL-1.2
+
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// pgBinDirs are where Debian and others put the server binaries, which are
+// usually not on PATH.
+var pgBinDirs = []string{"/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"}
+
+var (
+	pgOnce  sync.Once
+	pgAdmin string // admin URL of the shared server
+	pgErr   error
+	dbSeq   atomic.Int64
+)
+
+// Postgres returns the URL of a new, empty database on the process's
+// shared PostgreSQL server.
+func Postgres(t testing.TB) string {
+	t.Helper()
+	pgOnce.Do(func() {
+		if u := os.Getenv("REGISTRY_TEST_DATABASE_URL"); u != "" {
+			pgAdmin = u
+			return
+		}
+		pgAdmin, pgErr = startPostgres()
+	})
+	if pgErr != nil {
+		if strings.Contains(pgErr.Error(), "not installed") {
+			missing(t, "%v", pgErr)
+		}
+		t.Fatalf("starting PostgreSQL: %v", pgErr)
+	}
+	name := fmt.Sprintf("test_%d_%d", os.Getpid(), dbSeq.Add(1))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, pgAdmin)
+	if err != nil {
+		t.Fatalf("connecting to PostgreSQL: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("creating database: %v", err)
+	}
+	return withDatabase(pgAdmin, name)
+}
+
+// withDatabase replaces the database of a postgres:// URL.
+func withDatabase(u, db string) string {
+	base, query, _ := strings.Cut(u, "?")
+	if i := strings.LastIndex(base, "/"); i > len("postgres://") {
+		base = base[:i]
+	}
+	out := base + "/" + db
+	if query != "" {
+		out += "?" + query
+	}
+	return out
+}
+
+func findPostgres() (string, error) {
+	for _, dir := range pgBinDirs {
+		if _, err := os.Stat(filepath.Join(dir, "postgres")); err == nil {
+			return dir, nil
+		}
+	}
+	if p, err := exec.LookPath("postgres"); err == nil {
+		return filepath.Dir(p), nil
+	}
+	return "", fmt.Errorf("PostgreSQL server binaries (initdb, postgres) are not installed")
+}
+
+// startPostgres initializes a scratch cluster and starts it on a free
+// port. PostgreSQL refuses to run as root, so as root it runs as the
+// postgres user over a directory that user owns.
+func startPostgres() (string, error) {
+	bin, err := findPostgres()
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "registry-pg-")
+	if err != nil {
+		return "", err
+	}
+	var runAs []string
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return "", fmt.Errorf("running as root needs a postgres user: %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(dir, uid, gid); err != nil {
+			return "", err
+		}
+		runAs = []string{"runuser", "-u", "postgres", "--"}
+	}
+	data := filepath.Join(dir, "data")
+	initdb := append(append([]string{}, runAs...), filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres",
+		"--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C")
+	if out, err := exec.Command(initdb[0], initdb[1:]...).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("initdb: %v\n%s", err, out)
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return "", err
+	}
+	_, port, _ := strings.Cut(addr, ":")
+	args := append(append([]string{}, runAs...), filepath.Join(bin, "postgres"), "-D", data,
+		"-h", "127.0.0.1", "-p", port, "-k", dir,
+		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+		"-c", "max_connections=300", "-c", "shared_buffers=64MB")
+	srv, err := startServer(filepath.Join(os.TempDir(), filepath.Base(dir)+".log"), args[0], args[1:]...)
+	if err != nil {
+		return "", err
+	}
+	atExit(func() { srv.stop(); os.RemoveAll(dir) })
+	admin := "postgres://postgres@" + addr + "/postgres?sslmode=disable"
+	err = waitFor(30*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, admin)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, "SELECT 1")
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("PostgreSQL did not become ready: %v\n%s", err, srv.tail())
+	}
+	return admin, nil
+}

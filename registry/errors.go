@@ -1,0 +1,153 @@
+// SPDX-FileCopyrightText: 2026 The ha-registry authors
+// SPDX-License-Identifier: EUPL-1.2
+
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Code is an error code of the OCI distribution spec ("BLOB_UNKNOWN", ...).
+type Code string
+
+// The spec's error codes, plus UNKNOWN and UNAVAILABLE for failures that are
+// not the client's.
+const (
+	CodeBlobUnknown         Code = "BLOB_UNKNOWN"
+	CodeBlobUploadInvalid   Code = "BLOB_UPLOAD_INVALID"
+	CodeBlobUploadUnknown   Code = "BLOB_UPLOAD_UNKNOWN"
+	CodeDigestInvalid       Code = "DIGEST_INVALID"
+	CodeManifestBlobUnknown Code = "MANIFEST_BLOB_UNKNOWN"
+	CodeManifestInvalid     Code = "MANIFEST_INVALID"
+	CodeManifestUnknown     Code = "MANIFEST_UNKNOWN"
+	CodeNameInvalid         Code = "NAME_INVALID"
+	CodeNameUnknown         Code = "NAME_UNKNOWN"
+	CodeSizeInvalid         Code = "SIZE_INVALID"
+	CodeUnauthorized        Code = "UNAUTHORIZED"
+	CodeDenied              Code = "DENIED"
+	CodeUnsupported         Code = "UNSUPPORTED"
+	CodeTooManyRequests     Code = "TOOMANYREQUESTS"
+	CodeUnknown             Code = "UNKNOWN"
+	CodeUnavailable         Code = "UNAVAILABLE"
+)
+
+// statusByCode is the one table from error code to HTTP status. The spec
+// leaves most statuses to its endpoint table; where it is silent we follow
+// the endpoint that returns the code most often:
+//   - MANIFEST_BLOB_UNKNOWN is answered with 400: it is a manifest PUT
+//     refusal, and the spec's PUT manifest row lists 400 for manifests the
+//     registry rejects (distribution agrees; cue-labs answers 404).
+//   - UNSUPPORTED is 405 for methods and operations we do not offer.
+var statusByCode = map[Code]int{
+	CodeBlobUnknown:         http.StatusNotFound,
+	CodeBlobUploadInvalid:   http.StatusBadRequest,
+	CodeBlobUploadUnknown:   http.StatusNotFound,
+	CodeDigestInvalid:       http.StatusBadRequest,
+	CodeManifestBlobUnknown: http.StatusBadRequest,
+	CodeManifestInvalid:     http.StatusBadRequest,
+	CodeManifestUnknown:     http.StatusNotFound,
+	CodeNameInvalid:         http.StatusBadRequest,
+	CodeNameUnknown:         http.StatusNotFound,
+	CodeSizeInvalid:         http.StatusBadRequest,
+	CodeUnauthorized:        http.StatusUnauthorized,
+	CodeDenied:              http.StatusForbidden,
+	CodeUnsupported:         http.StatusMethodNotAllowed,
+	CodeTooManyRequests:     http.StatusTooManyRequests,
+	CodeUnknown:             http.StatusInternalServerError,
+	CodeUnavailable:         http.StatusServiceUnavailable,
+}
+
+// Error is a client-facing registry error: a spec code, a message safe to
+// show to the client, and optional detail. Errors with the same code match
+// each other with [errors.Is], so a wrapped or re-worded error still tests
+// equal to its sentinel (errors.Is(err, ErrBlobUnknown)).
+type Error struct {
+	Code    Code
+	Message string
+	Detail  any
+	// Status overrides the code's status from the table; only the range
+	// errors use it, because the spec answers them with 416 while their body
+	// code is BLOB_UPLOAD_INVALID.
+	Status int
+}
+
+// Error implements error.
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return string(e.Code)
+	}
+	return string(e.Code) + ": " + e.Message
+}
+
+// Is reports whether target is an *Error with the same code and status.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code && t.Status == e.Status
+}
+
+// HTTPStatus is the HTTP status the error is answered with.
+func (e *Error) HTTPStatus() int {
+	if e.Status != 0 {
+		return e.Status
+	}
+	if s, ok := statusByCode[e.Code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// WithMessage returns a copy of e whose message is formatted from format and
+// args; the copy still matches e with [errors.Is].
+func (e *Error) WithMessage(format string, args ...any) *Error {
+	c := *e
+	c.Message = fmt.Sprintf(format, args...)
+	return &c
+}
+
+// WithDetail returns a copy of e carrying detail in the JSON error body.
+func (e *Error) WithDetail(detail any) *Error {
+	c := *e
+	c.Detail = detail
+	return &c
+}
+
+// The sentinel errors, one per code. Return them (or a copy from
+// WithMessage) from storage and handlers; the HTTP layer renders them.
+var (
+	ErrBlobUnknown         = &Error{Code: CodeBlobUnknown, Message: "blob unknown to registry"}
+	ErrBlobUploadInvalid   = &Error{Code: CodeBlobUploadInvalid, Message: "blob upload invalid"}
+	ErrBlobUploadUnknown   = &Error{Code: CodeBlobUploadUnknown, Message: "blob upload unknown to registry"}
+	ErrDigestInvalid       = &Error{Code: CodeDigestInvalid, Message: "provided digest did not match uploaded content"}
+	ErrManifestBlobUnknown = &Error{Code: CodeManifestBlobUnknown, Message: "manifest references a blob unknown to the repository"}
+	ErrManifestInvalid     = &Error{Code: CodeManifestInvalid, Message: "manifest invalid"}
+	ErrManifestUnknown     = &Error{Code: CodeManifestUnknown, Message: "manifest unknown"}
+	ErrNameInvalid         = &Error{Code: CodeNameInvalid, Message: "invalid repository name"}
+	ErrNameUnknown         = &Error{Code: CodeNameUnknown, Message: "repository name not known to registry"}
+	ErrSizeInvalid         = &Error{Code: CodeSizeInvalid, Message: "provided length did not match content length"}
+	ErrUnauthorized        = &Error{Code: CodeUnauthorized, Message: "authentication required"}
+	ErrDenied              = &Error{Code: CodeDenied, Message: "requested access to the resource is denied"}
+	ErrUnsupported         = &Error{Code: CodeUnsupported, Message: "the operation is unsupported"}
+	ErrTooManyRequests     = &Error{Code: CodeTooManyRequests, Message: "too many requests"}
+	ErrUnknown             = &Error{Code: CodeUnknown, Message: "unknown error"}
+	ErrUnavailable         = &Error{Code: CodeUnavailable, Message: "service unavailable, try again later"}
+
+	// ErrRangeInvalid answers an out-of-order chunk or an unsatisfiable
+	// Range with 416, as the spec requires.
+	ErrRangeInvalid = &Error{Code: CodeBlobUploadInvalid, Message: "requested range not satisfiable", Status: http.StatusRequestedRangeNotSatisfiable}
+
+	// ErrManifestTooLarge answers a manifest over MaxManifestSize with 413,
+	// as the spec suggests.
+	ErrManifestTooLarge = &Error{Code: CodeManifestInvalid, Message: "manifest too large", Status: http.StatusRequestEntityTooLarge}
+)
+
+// AsError returns the *Error in err's chain. Anything else, which only the
+// log may describe, becomes [ErrUnknown], so internals never reach a client.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return ErrUnknown
+}
