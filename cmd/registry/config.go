@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
+	"github.com/ha-registry/ha-registry/internal/pgmetrics"
 	"github.com/ha-registry/ha-registry/s3store"
 )
 
@@ -68,6 +69,7 @@ func openDatabase(ctx context.Context, c *cli.Context) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--database-url: %w", err)
 	}
+	cfg.ConnConfig.Tracer = pgmetrics.Tracer{}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to PostgreSQL: %w", err)

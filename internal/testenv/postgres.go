@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,7 +90,7 @@ func findPostgres() (string, error) {
 
 // startPostgres initializes a scratch cluster and starts it on a free
 // port. PostgreSQL refuses to run as root, so as root it runs as the
-// postgres user over a directory that user owns.
+// postgres user (set on the process itself) over a directory that user owns.
 func startPostgres() (string, error) {
 	bin, err := findPostgres()
 	if err != nil {
@@ -99,7 +100,7 @@ func startPostgres() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var runAs []string
+	var cred *syscall.Credential
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
@@ -110,12 +111,14 @@ func startPostgres() (string, error) {
 		if err := os.Chown(dir, uid, gid); err != nil {
 			return "", err
 		}
-		runAs = []string{"runuser", "-u", "postgres", "--"}
+		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	}
 	data := filepath.Join(dir, "data")
-	initdb := append(append([]string{}, runAs...), filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres",
+	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres",
 		"--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C")
-	if out, err := exec.Command(initdb[0], initdb[1:]...).CombinedOutput(); err != nil {
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	initdb.Dir = dir
+	if out, err := initdb.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("initdb: %v\n%s", err, out)
 	}
 	addr, err := freeAddr()
@@ -123,11 +126,11 @@ func startPostgres() (string, error) {
 		return "", err
 	}
 	_, port, _ := strings.Cut(addr, ":")
-	args := append(append([]string{}, runAs...), filepath.Join(bin, "postgres"), "-D", data,
+	args := append([]string{}, filepath.Join(bin, "postgres"), "-D", data,
 		"-h", "127.0.0.1", "-p", port, "-k", dir,
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=300", "-c", "shared_buffers=64MB")
-	srv, err := startServer(filepath.Join(os.TempDir(), filepath.Base(dir)+".log"), args[0], args[1:]...)
+	srv, err := startServer(filepath.Join(dir, "postgres.log"), cred, args[0], args[1:]...)
 	if err != nil {
 		return "", err
 	}

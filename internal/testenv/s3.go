@@ -96,7 +96,7 @@ func startVersityGW() (S3Config, error) {
 		return S3Config{}, err
 	}
 	cfg := S3Config{Endpoint: "http://" + addr, Region: "us-east-1", AccessKey: "registrytest", SecretKey: "registrytestsecret"}
-	srv, err := startServer(filepath.Join(dir, "versitygw.log"), bin,
+	srv, err := startServer(filepath.Join(dir, "versitygw.log"), nil, bin,
 		"--access", cfg.AccessKey, "--secret", cfg.SecretKey, "--region", cfg.Region,
 		"--port", addr, "--quiet", "posix", root)
 	if err != nil {

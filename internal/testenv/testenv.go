@@ -112,7 +112,7 @@ type server struct {
 	exited chan struct{}
 }
 
-func startServer(logPath string, name string, args ...string) (*server, error) {
+func startServer(logPath string, cred *syscall.Credential, name string, args ...string) (*server, error) {
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -120,7 +120,9 @@ func startServer(logPath string, name string, args ...string) (*server, error) {
 	cmd := exec.Command(name, args...)
 	cmd.Stdout = f
 	cmd.Stderr = f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	// The server itself (not a wrapper like runuser) must be the child, so
+	// that the death signal reaches it if the test process dies.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, Credential: cred}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, err
