@@ -34,7 +34,12 @@ var (
 func observe(op string, start time.Time, errp *error) {
 	operationDuration.WithLabelValues(op).Observe(time.Since(start).Seconds())
 	err := *errp
-	if err == nil || errors.Is(err, ErrNotFound) || isNotFound(err) || errors.Is(err, context.Canceled) {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return
+	}
+	// For HeadBucket a 404 means the configured bucket is gone: that is
+	// exactly the failure an operator must see.
+	if op != "HeadBucket" && (errors.Is(err, ErrNotFound) || isNotFound(err)) {
 		return
 	}
 	operationErrors.WithLabelValues(op).Inc()

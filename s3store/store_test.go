@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -350,8 +351,12 @@ func TestMetrics(t *testing.T) {
 
 func TestParallel(t *testing.T) {
 	boom := errors.New("boom")
+	// Index 2 starts while 0, 1 and 3 hold the other slots and wait for
+	// cancellation: the error must release them, and 4..99 never start.
+	var started atomic.Int32
 	err := parallel(t.Context(), 100, 4, func(ctx context.Context, i int) error {
-		if i == 10 {
+		started.Add(1)
+		if i == 2 {
 			return boom
 		}
 		<-ctx.Done()
@@ -359,6 +364,9 @@ func TestParallel(t *testing.T) {
 	})
 	if !errors.Is(err, boom) {
 		t.Errorf("parallel = %v, want the first error", err)
+	}
+	if n := started.Load(); n > 4 {
+		t.Errorf("%d calls started after the error, want at most 4", n)
 	}
 	seen := make([]bool, 50)
 	if err := parallel(t.Context(), len(seen), 3, func(_ context.Context, i int) error {

@@ -181,7 +181,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		responseBytes.WithLabelValues(x.route).Add(float64(rec.bytes))
 
 		ev := s.log.Info()
-		if x.route == "health" || x.route == "metrics" {
+		switch {
+		case status >= 500 && status != statusClientClosed:
+			ev = s.log.Warn()
+		case x.route == "health" || x.route == "metrics":
 			// Probes and scrapes arrive every few seconds.
 			ev = s.log.Debug()
 		}
