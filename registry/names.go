@@ -4,6 +4,8 @@
 package registry
 
 import (
+	_ "crypto/sha256" // go-digest reports an algorithm without a linked hash as unavailable.
+	_ "crypto/sha512"
 	"regexp"
 
 	"github.com/opencontainers/go-digest"
