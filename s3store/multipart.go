@@ -101,6 +101,49 @@ func (s *Store) AbortMultipart(ctx context.Context, key, uploadID string) (err e
 	return err
 }
 
+// UploadInfo is a multipart upload in progress.
+type UploadInfo struct {
+	Key       string
+	UploadID  string
+	Initiated time.Time
+}
+
+// ListUploads calls fn for every multipart upload in progress whose key
+// starts with prefix. Garbage collection uses it to find uploads that no
+// session owns any more; tests, to prove none is left behind.
+func (s *Store) ListUploads(ctx context.Context, prefix string, fn func(UploadInfo) error) error {
+	in := &s3.ListMultipartUploadsInput{Bucket: &s.cfg.Bucket, Prefix: &prefix}
+	for {
+		page, err := s.listUploadsPage(ctx, in)
+		if err != nil {
+			return err
+		}
+		for _, u := range page.Uploads {
+			err := fn(UploadInfo{Key: aws.ToString(u.Key), UploadID: aws.ToString(u.UploadId), Initiated: aws.ToTime(u.Initiated)})
+			if err != nil {
+				return err
+			}
+		}
+		if !aws.ToBool(page.IsTruncated) {
+			return nil
+		}
+		key, id := aws.ToString(page.NextKeyMarker), aws.ToString(page.NextUploadIdMarker)
+		if key == aws.ToString(in.KeyMarker) && id == aws.ToString(in.UploadIdMarker) {
+			return fmt.Errorf("s3store: list uploads %q: server sent a truncated page without new markers", prefix)
+		}
+		in.KeyMarker, in.UploadIdMarker = &key, &id
+	}
+}
+
+func (s *Store) listUploadsPage(ctx context.Context, in *s3.ListMultipartUploadsInput) (_ *s3.ListMultipartUploadsOutput, err error) {
+	defer observe("ListMultipartUploads", time.Now(), &err)
+	out, err := s.client.ListMultipartUploads(ctx, in)
+	if err != nil {
+		return nil, wrap("ListMultipartUploads", aws.ToString(in.Prefix), err)
+	}
+	return out, nil
+}
+
 // Copy copies the object at srcKey, of the given size, to dstKey inside
 // the bucket without the bytes passing through the registry. Objects up to
 // Config.CopyThreshold take one CopyObject; larger ones a multipart copy

@@ -71,6 +71,12 @@ func snapshot(t *testing.T, s *Stack) string {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.S3.ListUploads(ctx, "", func(u s3store.UploadInfo) error {
+		keys = append(keys, "multipart "+u.Key)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	slices.Sort(keys)
 	b.WriteString(strings.Join(keys, "\n"))
 	return b.String()

@@ -6,10 +6,14 @@ package e2e
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -120,5 +124,116 @@ func TestConcurrentChunks(t *testing.T) {
 	}
 	if resp, got := call(t, a, "GET", "/v2/race/blobs/"+d.String(), nil, nil); resp.StatusCode != 200 || !bytes.Equal(got, chunk) {
 		t.Fatalf("pull: %d, equal %v", resp.StatusCode, bytes.Equal(got, chunk))
+	}
+}
+
+// TestStuckChunkCannotHurtItsRetry plays the production corruption seen in
+// a peer: a PATCH stalls after it has sent a whole S3 part, the client
+// retries the same chunk through another replica and gives up on the
+// first. The stalled request may only undo what it did itself; the retry
+// completes, and a request arriving after the upload finished finds
+// nothing and changes nothing.
+func TestStuckChunkCannotHurtItsRetry(t *testing.T) {
+	a := Start(t)
+	b := a.Replica(t)
+	blob := make([]byte, 7<<20)
+	rand.Read(blob)
+	d := digest.FromBytes(blob)
+
+	resp, _ := call(t, a, "POST", "/v2/stuck/blobs/uploads/", nil, nil)
+	loc := resp.Header.Get("Location")
+
+	// The stalled request: more than one part's worth, then nothing.
+	pr, pw := io.Pipe()
+	req, err := http.NewRequest("PATCH", "http://"+a.Addr+loc, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Range", fmt.Sprintf("0-%d", len(blob)-1))
+	req.ContentLength = int64(len(blob))
+	stuck := make(chan int, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			stuck <- 0
+			return
+		}
+		resp.Body.Close()
+		stuck <- resp.StatusCode
+	}()
+	if _, err := pw.Write(blob[:6<<20]); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the stalled request has put its first part into S3, so
+	// that giving up has a multipart upload to undo.
+	waitUntil(t, 30*time.Second, "the stalled request's S3 part", func() bool {
+		return strings.Contains(snapshot(t, a), "multipart ")
+	})
+
+	// The retry queues behind the stalled request's session lock.
+	retried := make(chan *http.Response, 1)
+	go func() {
+		r, _ := call(t, b, "PATCH", loc, map[string]string{"Content-Range": fmt.Sprintf("0-%d", len(blob)-1)}, blob)
+		retried <- r
+	}()
+	select {
+	case r := <-retried:
+		t.Fatalf("the retry ran while the stalled request held the session: %d", r.StatusCode)
+	case <-time.After(time.Second):
+	}
+
+	// The client gives up on the stalled request.
+	pw.CloseWithError(errors.New("client timeout"))
+	<-stuck
+	var r *http.Response
+	select {
+	case r = <-retried:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the retry never ran")
+	}
+	if r.StatusCode != 202 || r.Header.Get("Range") != fmt.Sprintf("0-%d", len(blob)-1) {
+		t.Fatalf("retry: status %d, Range %q", r.StatusCode, r.Header.Get("Range"))
+	}
+	if resp, body := call(t, a, "PUT", loc+"?digest="+d.String(), nil, nil); resp.StatusCode != 201 {
+		t.Fatalf("finish: %d %s", resp.StatusCode, body)
+	}
+
+	// Late requests on the finished session, on either replica.
+	before := snapshot(t, a)
+	for _, late := range []struct {
+		s      *Stack
+		method string
+		path   string
+		body   []byte
+	}{
+		{a, "PATCH", loc, blob[:10]},
+		{b, "PUT", loc + "?digest=" + d.String(), nil},
+		{a, "DELETE", loc, nil},
+		{b, "GET", loc, nil},
+	} {
+		if resp, body := call(t, late.s, late.method, late.path, nil, late.body); resp.StatusCode != 404 || !strings.Contains(string(body), "BLOB_UPLOAD_UNKNOWN") {
+			t.Errorf("late %s: %d %s, want 404 BLOB_UPLOAD_UNKNOWN", late.method, resp.StatusCode, body)
+		}
+	}
+	if after := snapshot(t, a); after != before {
+		t.Errorf("late requests changed state:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	if strings.Contains(before, "multipart ") || strings.Contains(before, "_uploads") {
+		t.Errorf("upload leftovers after finishing:\n%s", before)
+	}
+	if resp, got := call(t, b, "GET", "/v2/stuck/blobs/"+d.String(), nil, nil); resp.StatusCode != 200 || !bytes.Equal(got, blob) {
+		t.Fatalf("pull: %d, equal %v", resp.StatusCode, bytes.Equal(got, blob))
+	}
+}
+
+// waitUntil polls cond until it holds or timeout passes.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -4,9 +4,18 @@
 // Package schema holds the PostgreSQL schema as versioned migrations
 // embedded in the binary, and applies them.
 //
-// Migrations follow expand/contract: a migration only adds what the
-// previous binary can ignore, so binaries N and N+1 both serve on schema
-// N+1 during a rolling upgrade; removals come one release later.
+// Migrations follow expand/contract. An expand migration only adds what
+// older binaries can ignore, so during a rolling upgrade binaries N and
+// N+1 both serve on schema N+1. A contract migration (a removal, a new
+// constraint old code would break) comes a release later and says so in
+// its first lines:
+//
+//	-- min-binary-schema: 7
+//
+// meaning a binary whose own latest schema is below 7 must no longer
+// serve this database. The database records that floor next to each
+// applied version, so an old binary that has never seen the migration
+// still reads it and refuses, clearly, to start.
 package schema
 
 import (
@@ -14,6 +23,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,39 +37,76 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
+// sources are the directories migrations are read from. Builds for
+// upgrade tests add one (see upgradetest.go); releases have only this.
+var sources = []fs.FS{mustSub(migrationFiles, "migrations")}
+
+func mustSub(f fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(f, dir)
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}
+
 // Migration is one numbered schema change.
 type Migration struct {
 	Version int
 	Name    string
 	SQL     string
+	// MinBinarySchema is the oldest binary (by its Latest) that can still
+	// serve the database once this migration is applied; 0 for an expand
+	// migration, which every binary that served the previous version can.
+	MinBinarySchema int
 }
+
+var minBinaryRE = regexp.MustCompile(`(?m)^--\s*min-binary-schema:\s*(\d+)\s*$`)
 
 // Migrations returns the embedded migrations in order.
 func Migrations() ([]Migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
 	var ms []Migration
-	for _, e := range entries {
-		num, name, ok := strings.Cut(strings.TrimSuffix(e.Name(), ".sql"), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil {
-			return nil, fmt.Errorf("migration file %q is not named NNNN_name.sql", e.Name())
-		}
-		b, err := migrationFiles.ReadFile("migrations/" + e.Name())
+	for _, src := range sources {
+		entries, err := fs.ReadDir(src, ".")
 		if err != nil {
 			return nil, err
 		}
-		ms = append(ms, Migration{Version: v, Name: name, SQL: string(b)})
+		for _, e := range entries {
+			m, err := readMigration(src, e.Name())
+			if err != nil {
+				return nil, err
+			}
+			ms = append(ms, m)
+		}
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].Version < ms[j].Version })
 	for i, m := range ms {
 		if m.Version != i+1 {
 			return nil, fmt.Errorf("migration versions must run 1, 2, ...: found %d at position %d", m.Version, i+1)
 		}
+		if m.MinBinarySchema > m.Version {
+			return nil, fmt.Errorf("migration %d requires binaries of schema %d, which is newer than itself", m.Version, m.MinBinarySchema)
+		}
 	}
 	return ms, nil
+}
+
+func readMigration(src fs.FS, file string) (Migration, error) {
+	num, name, ok := strings.Cut(strings.TrimSuffix(file, ".sql"), "_")
+	v, err := strconv.Atoi(num)
+	if !ok || err != nil || !strings.HasSuffix(file, ".sql") {
+		return Migration{}, fmt.Errorf("migration file %q is not named NNNN_name.sql", file)
+	}
+	b, err := fs.ReadFile(src, file)
+	if err != nil {
+		return Migration{}, err
+	}
+	m := Migration{Version: v, Name: name, SQL: string(b)}
+	if sm := minBinaryRE.FindStringSubmatch(m.SQL); sm != nil {
+		if m.MinBinarySchema, err = strconv.Atoi(sm[1]); err != nil {
+			return Migration{}, fmt.Errorf("migration %q: min-binary-schema: %w", file, err)
+		}
+	}
+	return m, nil
 }
 
 // Latest is the schema version this binary writes.
@@ -71,10 +118,13 @@ func Latest() int {
 	return len(ms)
 }
 
+// The version table is the one thing every binary, old or new, reads, so
+// its shape never changes incompatibly.
 const createVersionTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
-    version    integer PRIMARY KEY,
-    name       text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
+    version           integer PRIMARY KEY,
+    name              text NOT NULL,
+    applied_at        timestamptz NOT NULL DEFAULT now(),
+    min_binary_schema integer NOT NULL DEFAULT 0
 )`
 
 // Migrate applies the migrations the database lacks, each in its own
@@ -95,10 +145,20 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
 	if _, err := pool.Exec(ctx, createVersionTable); err != nil {
 		return nil, fmt.Errorf("creating schema_migrations: %w", err)
 	}
-	current, err := Version(ctx, pool)
+	// Databases created before the floor column existed.
+	if _, err := pool.Exec(ctx, `ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS min_binary_schema integer NOT NULL DEFAULT 0`); err != nil {
+		return nil, fmt.Errorf("updating schema_migrations: %w", err)
+	}
+	st, err := readState(ctx, pool)
 	if err != nil {
 		return nil, err
 	}
+	if err := st.servableBy(len(ms)); err != nil {
+		// A newer binary has migrated further than this one understands;
+		// applying nothing is right, serving is for Check to refuse.
+		return nil, err
+	}
+	current := st.version
 	var applied []int
 	for _, m := range ms {
 		if m.Version <= current {
@@ -113,7 +173,8 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
 			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name)
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, min_binary_schema) VALUES ($1, $2, $3)`,
+				m.Version, m.Name, m.MinBinarySchema)
 			return err
 		})
 		if err != nil {
@@ -124,32 +185,61 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
 	return applied, nil
 }
 
-// Version returns the database's schema version, 0 for an empty database.
-func Version(ctx context.Context, pool *pgxpool.Pool) (int, error) {
+// state is what the version table says about a database.
+type state struct {
+	version int // the newest applied migration, 0 for an empty database
+	floor   int // the oldest binary schema that may still serve it
+	floorBy int // the migration that set floor
+}
+
+func readState(ctx context.Context, pool *pgxpool.Pool) (state, error) {
+	var st state
 	var exists bool
 	if err := pool.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
-		return 0, fmt.Errorf("reading schema version: %w", err)
+		return st, fmt.Errorf("reading schema version: %w", err)
 	}
 	if !exists {
-		return 0, nil
+		return st, nil
 	}
-	var v int
-	if err := pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&v); err != nil {
-		return 0, fmt.Errorf("reading schema version: %w", err)
+	err := pool.QueryRow(ctx, `SELECT
+		coalesce((SELECT max(version) FROM schema_migrations), 0),
+		coalesce((SELECT min_binary_schema FROM schema_migrations ORDER BY min_binary_schema DESC, version LIMIT 1), 0),
+		coalesce((SELECT version FROM schema_migrations ORDER BY min_binary_schema DESC, version LIMIT 1), 0)`).
+		Scan(&st.version, &st.floor, &st.floorBy)
+	if err != nil {
+		return st, fmt.Errorf("reading schema version: %w", err)
 	}
-	return v, nil
+	return st, nil
+}
+
+// servableBy refuses a database that a contract migration has closed to a
+// binary whose latest schema is latest.
+func (st state) servableBy(latest int) error {
+	if st.floor > latest {
+		return fmt.Errorf("database schema is at version %d and migration %d removed what binaries before schema %d rely on; "+
+			"this binary knows schema %d: run a newer release", st.version, st.floorBy, st.floor, latest)
+	}
+	return nil
+}
+
+// Version returns the database's schema version, 0 for an empty database.
+func Version(ctx context.Context, pool *pgxpool.Pool) (int, error) {
+	st, err := readState(ctx, pool)
+	return st.version, err
 }
 
 // Check refuses, with a message an operator can act on, a database this
-// binary cannot serve: one not yet migrated to this binary's version.
-// A newer schema is served, because migrations only expand.
+// binary cannot serve: one not yet migrated to this binary's version, or
+// one a contract migration has moved past it. A newer schema made only of
+// expand migrations is served: that is a rolling upgrade in progress.
 func Check(ctx context.Context, pool *pgxpool.Pool) error {
-	v, err := Version(ctx, pool)
+	st, err := readState(ctx, pool)
 	if err != nil {
 		return err
 	}
-	if latest := Latest(); v < latest {
-		return fmt.Errorf("database schema is at version %d, this binary needs %d: run `registry migrate` (or `registry serve --migrate`)", v, latest)
+	latest := Latest()
+	if st.version < latest {
+		return fmt.Errorf("database schema is at version %d, this binary needs %d: run `registry migrate` (or `registry serve --migrate`)", st.version, latest)
 	}
-	return nil
+	return st.servableBy(latest)
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/opencontainers/go-digest"
@@ -151,7 +152,7 @@ func saveUpload(ctx context.Context, tx pgx.Tx, u *uploadRow) error {
 // AppendUpload streams body into the session.
 func (s *Store) AppendUpload(ctx context.Context, repo, id string, start int64, body io.Reader) (registry.UploadSession, error) {
 	var out registry.UploadSession
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) (err error) {
 		u, err := lockUpload(ctx, tx, repo, id)
 		if err != nil {
 			return err
@@ -159,7 +160,13 @@ func (s *Store) AppendUpload(ctx context.Context, repo, id string, start int64, 
 		if start >= 0 && start != u.size {
 			return registry.ErrRangeInvalid.WithMessage("chunk starts at %d, upload is at %d", start, u.size)
 		}
-		if err := s.appendBody(ctx, s.layout.UploadData(repo, id), u, body, -1); err != nil {
+		key := s.layout.UploadData(repo, id)
+		defer func(had bool) {
+			if err != nil {
+				s.abandon(ctx, key, u, had)
+			}
+		}(u.multipartID != "")
+		if err := s.appendBody(ctx, key, u, body, -1); err != nil {
 			return err
 		}
 		if err := saveUpload(ctx, tx, u); err != nil {
@@ -173,32 +180,39 @@ func (s *Store) AppendUpload(ctx context.Context, repo, id string, start int64, 
 
 // appendBody reads body into u: full parts go to S3 as they fill, the rest
 // stays staged. limit, when not -1, is how many bytes body must hold. On
-// failure u is not to be saved; a multipart upload this call created is
-// aborted so it does not linger.
-func (s *Store) appendBody(ctx context.Context, key string, u *uploadRow, body io.Reader, limit int64) (err error) {
-	createdMultipart := false
-	defer func() {
-		if err != nil && createdMultipart {
-			s.s3.AbortMultipart(context.WithoutCancel(ctx), key, u.multipartID)
-		}
-	}()
+// failure u is not to be saved, and the caller abandons what it began (see
+// [Store.abandon]). A body that breaks off (the client went away, a proxy
+// timed out) is a failure, never a shorter chunk: the client cannot know
+// how much of it arrived.
+func (s *Store) appendBody(ctx context.Context, key string, u *uploadRow, body io.Reader, limit int64) error {
 	buf := make([]byte, len(u.staged), s.partSize)
 	copy(buf, u.staged)
 	var read int64
-	for {
-		n, rerr := io.ReadFull(body, buf[len(buf):cap(buf)])
+	for eof := false; !eof; {
+		n, rerr := fill(body, buf[len(buf):cap(buf)])
 		u.hash.Write(buf[len(buf) : len(buf)+n])
 		buf = buf[:len(buf)+n]
 		read += int64(n)
 		if limit >= 0 && read > limit {
 			return registry.ErrSizeInvalid.WithMessage("body is longer than its declared length %d", limit)
 		}
+		switch {
+		case rerr == io.EOF:
+			eof = true
+		case rerr != nil:
+			var re *registry.Error
+			if errors.As(rerr, &re) {
+				return rerr
+			}
+			return fmt.Errorf("%w: %w", registry.ErrBlobUploadInvalid.WithMessage("reading the request body failed"), rerr)
+		}
 		if len(buf) == cap(buf) {
 			if u.multipartID == "" {
-				if u.multipartID, err = s.s3.CreateMultipart(ctx, key); err != nil {
+				id, err := s.s3.CreateMultipart(ctx, key)
+				if err != nil {
 					return err
 				}
-				createdMultipart = true
+				u.multipartID = id
 			}
 			num := int32(len(u.parts) + 1)
 			etag, err := s.s3.UploadPart(ctx, key, u.multipartID, num, buf)
@@ -207,12 +221,6 @@ func (s *Store) appendBody(ctx context.Context, key string, u *uploadRow, body i
 			}
 			u.parts = append(u.parts, s3store.Part{Number: num, ETag: etag, Size: int64(len(buf))})
 			buf = buf[:0]
-		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
-		}
-		if rerr != nil {
-			return fmt.Errorf("%w: %w", registry.ErrBlobUploadInvalid.WithMessage("reading the request body failed"), rerr)
 		}
 	}
 	if limit >= 0 && read != limit {
@@ -223,10 +231,41 @@ func (s *Store) appendBody(ctx context.Context, key string, u *uploadRow, body i
 	return nil
 }
 
+// fill reads into p until it is full or r fails. Unlike io.ReadFull it
+// keeps io.EOF (the body ended) apart from io.ErrUnexpectedEOF (the body
+// was cut short).
+func fill(r io.Reader, p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := r.Read(p[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// abandon aborts the multipart upload a failed request began, so that it
+// does not linger. It is called only when the request's transaction did
+// not commit, so no session knows that upload: it can never destroy one a
+// retry or another replica goes on with. An upload the session already
+// had is left alone.
+func (s *Store) abandon(ctx context.Context, key string, u *uploadRow, hadMultipart bool) {
+	if hadMultipart || u.multipartID == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	// A failure is counted in the S3 error metrics, and garbage
+	// collection removes multipart uploads that no session owns.
+	_ = s.s3.AbortMultipart(ctx, key, u.multipartID)
+}
+
 // CommitUpload appends the final body and finishes the upload as blob d.
 func (s *Store) CommitUpload(ctx context.Context, repo, id string, start int64, body io.Reader, d digest.Digest) (registry.BlobInfo, error) {
 	var info registry.BlobInfo
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) (err error) {
 		u, err := lockUpload(ctx, tx, repo, id)
 		if err != nil {
 			return err
@@ -235,16 +274,15 @@ func (s *Store) CommitUpload(ctx context.Context, repo, id string, start int64, 
 			return registry.ErrRangeInvalid.WithMessage("chunk starts at %d, upload is at %d", start, u.size)
 		}
 		key := s.layout.UploadData(repo, id)
-		hadMultipart := u.multipartID != ""
+		defer func(had bool) {
+			if err != nil {
+				s.abandon(ctx, key, u, had)
+			}
+		}(u.multipartID != "")
 		if err := s.appendBody(ctx, key, u, body, -1); err != nil {
 			return err
 		}
 		if got := u.hash.digest(d.Algorithm()); got != d {
-			if !hadMultipart && u.multipartID != "" {
-				// The rollback forgets the multipart upload this request
-				// began; abort it rather than leave it behind.
-				s.s3.AbortMultipart(context.WithoutCancel(ctx), key, u.multipartID)
-			}
 			return registry.ErrDigestInvalid.WithMessage("upload has digest %s, not %s", got, d)
 		}
 		if err := s.commitBlob(ctx, tx, repo, key, u, d); err != nil {
@@ -273,11 +311,30 @@ func (s *Store) commitBlob(ctx context.Context, tx pgx.Tx, repo, key string, u *
 		return err
 	}
 	dst := s.layout.BlobData(d)
+	if !exists {
+		// A commit whose S3 writes landed but whose transaction did not
+		// (a lost connection, a killed replica) leaves the bytes at their
+		// address with the session still open. They are content-addressed
+		// and this upload's hash matched, so the retry adopts them instead
+		// of failing on a multipart upload that no longer exists. The
+		// digest lock keeps garbage collection from deleting them under us.
+		info, err := s.s3.Stat(ctx, dst)
+		switch {
+		case err == nil:
+			exists = info.Size == u.size
+		case !errors.Is(err, s3store.ErrNotFound):
+			return err
+		}
+	}
 	switch {
 	case exists:
-		// The bytes are already there: keep them, drop ours.
+		// The bytes are already there: keep them, drop ours. Either may
+		// be gone already after a half-finished earlier attempt.
 		if u.multipartID != "" {
 			if err := s.s3.AbortMultipart(ctx, key, u.multipartID); err != nil {
+				return err
+			}
+			if err := s.s3.Delete(ctx, key); err != nil && !errors.Is(err, s3store.ErrNotFound) {
 				return err
 			}
 		}
@@ -344,7 +401,12 @@ func (s *Store) PutBlob(ctx context.Context, repo string, d digest.Digest, size 
 	key := s.layout.UploadData(repo, id)
 	u := &uploadRow{id: id, hash: newUploadHash()}
 	var info registry.BlobInfo
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) (err error) {
+		defer func() {
+			if err != nil {
+				s.abandon(ctx, key, u, false)
+			}
+		}()
 		repoID, err := ensureRepository(ctx, tx, repo)
 		if err != nil {
 			return err
@@ -354,9 +416,6 @@ func (s *Store) PutBlob(ctx context.Context, repo string, d digest.Digest, size 
 			return err
 		}
 		if got := u.hash.digest(d.Algorithm()); got != d {
-			if u.multipartID != "" {
-				s.s3.AbortMultipart(context.WithoutCancel(ctx), key, u.multipartID)
-			}
 			return registry.ErrDigestInvalid.WithMessage("body has digest %s, not %s", got, d)
 		}
 		if err := s.commitBlob(ctx, tx, repo, key, u, d); err != nil {
