@@ -31,6 +31,9 @@ const (
 	// repository where a row lock cannot (the repository row may not
 	// exist yet).
 	NamespaceRepository Namespace = 4
+	// NamespaceRebuild makes registry rebuild-db one at a time across the
+	// cluster.
+	NamespaceRebuild Namespace = 5
 )
 
 // Key derives the advisory lock key of name in namespace ns.
@@ -50,13 +53,16 @@ const (
 )
 
 // XactLock waits for the lock in tx, held until tx ends. It returns when
-// ctx is done, with ctx's error.
+// ctx is done, with ctx's error; tx is then unusable, and its session has
+// ended (or is ending, if the server was slow to answer), so the lock is
+// neither held nor waited for.
 func XactLock(ctx context.Context, tx pgx.Tx, key int64, mode Mode) error {
 	q := "SELECT pg_advisory_xact_lock($1)"
 	if mode == Shared {
 		q = "SELECT pg_advisory_xact_lock_shared($1)"
 	}
 	if _, err := tx.Exec(ctx, q, key); err != nil {
+		settle(tx.Conn())
 		return lockErr(ctx, err)
 	}
 	return nil
@@ -70,6 +76,7 @@ func TryXactLock(ctx context.Context, tx pgx.Tx, key int64, mode Mode) (bool, er
 	}
 	var ok bool
 	if err := tx.QueryRow(ctx, q, key).Scan(&ok); err != nil {
+		settle(tx.Conn())
 		return false, lockErr(ctx, err)
 	}
 	return ok, nil
@@ -77,9 +84,34 @@ func TryXactLock(ctx context.Context, tx pgx.Tx, key int64, mode Mode) (bool, er
 
 func lockErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return fmt.Errorf("advisory lock: %w", ctx.Err())
 	}
 	return fmt.Errorf("advisory lock: %w", err)
+}
+
+// settleTimeout bounds how long a failed lock call waits for its closed
+// connection's session to end on the server.
+const settleTimeout = 2 * time.Second
+
+// settle waits until the session of c, if the failed call closed it, has
+// ended on the server. pgx answers a cancelled call at once and only then,
+// in the background, cancels the server's query and ends the session:
+// until the server has done so, the abandoned lock request still waits in
+// the lock's queue, and may even be granted, delaying the next taker. The
+// server releases a session's locks before it closes the socket that pgx
+// waits on, so when cleanup is done the lock is neither held nor waited
+// for. The wait is bounded for a server that does not answer, whose
+// session ends when it notices the closed socket.
+func settle(c *pgx.Conn) {
+	if c == nil || !c.IsClosed() {
+		return
+	}
+	t := time.NewTimer(settleTimeout)
+	defer t.Stop()
+	select {
+	case <-c.PgConn().CleanupDone():
+	case <-t.C:
+	}
 }
 
 // ErrNotAcquired is returned by [TryAcquire] when another session holds the
@@ -103,8 +135,10 @@ type SessionLock struct {
 // keepaliveInterval is how often a held session lock checks its connection.
 const keepaliveInterval = 2 * time.Second
 
-// Acquire waits for a session lock. It returns when ctx is done, with ctx's
-// error.
+// Acquire waits for a session lock. It returns when ctx is done, with an
+// error wrapping ctx's; the connection it waited on is then closed, not
+// returned to the pool, so the abandoned request can neither linger nor be
+// granted on a connection someone else uses.
 func Acquire(ctx context.Context, pool *pgxpool.Pool, key int64, mode Mode) (*SessionLock, error) {
 	q := "SELECT pg_advisory_lock($1)"
 	if mode == Shared {
@@ -137,9 +171,11 @@ func acquire(ctx context.Context, pool *pgxpool.Pool, key int64, mode Mode, take
 	}
 	ok, err := take(conn)
 	if err != nil {
-		// The connection may be mid-query after a cancellation: drop it
-		// rather than return a connection whose lock state is unknown.
+		// The request may still wait, or have been granted, on the server
+		// after a cancellation: end the session rather than return a
+		// connection whose lock state is unknown to the pool.
 		conn.Conn().Close(context.Background())
+		settle(conn.Conn())
 		conn.Release()
 		return nil, lockErr(ctx, err)
 	}
@@ -176,11 +212,17 @@ func (l *SessionLock) watch() {
 }
 
 // Lost is closed when the lock's connection failed, after which the lock
-// must be taken as not held.
+// must be taken as not held. A failure is noticed by the next keepalive,
+// so within about two keepalive intervals (4s). Lost never closes after
+// [SessionLock.Release].
 func (l *SessionLock) Lost() <-chan struct{} { return l.lost }
 
-// Release unlocks and returns the connection to the pool. A lock already
-// lost is released by closing its connection.
+// Release unlocks and returns the connection to the pool. Call it even
+// after the lock was lost: it then closes the connection, which ends
+// whatever is left of the session, and returns an error saying the lock
+// was lost, for the caller's work may have run unprotected. If unlocking
+// fails, the connection is closed too, which releases the lock on the
+// server. Release is idempotent: later calls return nil.
 func (l *SessionLock) Release(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -190,14 +232,26 @@ func (l *SessionLock) Release(ctx context.Context) error {
 	l.released = true
 	close(l.stop)
 	<-l.done
+	defer l.conn.Release()
+	select {
+	case <-l.lost:
+		l.conn.Conn().Close(context.Background())
+		return fmt.Errorf("advisory lock %#x was lost before Release", uint64(l.key))
+	default:
+	}
 	q := "SELECT pg_advisory_unlock($1)"
 	if l.mode == Shared {
 		q = "SELECT pg_advisory_unlock_shared($1)"
 	}
-	_, err := l.conn.Exec(ctx, q, l.key)
+	var held bool
+	err := l.conn.QueryRow(ctx, q, l.key).Scan(&held)
+	if err == nil && !held {
+		err = fmt.Errorf("advisory lock %#x was not held by its session", uint64(l.key))
+	}
 	if err != nil {
 		l.conn.Conn().Close(context.Background())
+		settle(l.conn.Conn())
+		return fmt.Errorf("releasing advisory lock: %w", err)
 	}
-	l.conn.Release()
-	return err
+	return nil
 }
