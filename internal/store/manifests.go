@@ -5,7 +5,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"slices"
 
@@ -64,19 +63,11 @@ func (s *Store) PutManifest(ctx context.Context, p registry.ManifestPut) (*regis
 	if err != nil {
 		return nil, err
 	}
-	blobs := uniqueDigests(m.Blobs)
-	children := uniqueDigests(m.Children)
-	var subject *string
-	if m.Subject != nil {
-		sd := m.Subject.Digest.String()
-		subject = &sd
+	ix, err := IndexManifest(m)
+	if err != nil {
+		return nil, err
 	}
-	var annotations []byte
-	if len(m.Annotations) > 0 {
-		if annotations, err = json.Marshal(m.Annotations); err != nil {
-			return nil, err
-		}
-	}
+	blobs, children := ix.Blobs, ix.Children
 	d := p.Digest.String()
 
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
@@ -135,7 +126,7 @@ func (s *Store) PutManifest(ctx context.Context, p registry.ManifestPut) (*regis
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO manifests (repository_id, digest, media_type, artifact_type, content, subject, annotations)
 			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
-			repoID, d, m.MediaType, m.ArtifactType, p.Content, subject, annotations); err != nil {
+			repoID, d, ix.MediaType, ix.ArtifactType, p.Content, ix.Subject, ix.Annotations); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO manifest_blobs (repository_id, manifest_digest, blob_digest)
