@@ -5,7 +5,9 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -189,5 +191,64 @@ func tarFile(t *testing.T, path string) {
 	os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello from the cli test\n"), 0o644)
 	if out, err := exec.Command("tar", "-cf", path, "-C", dir, "hello.txt").CombinedOutput(); err != nil {
 		t.Fatalf("tar: %v\n%s", err, out)
+	}
+}
+
+// TestStalledChunkIsCut: a client that stops sending in the middle of a
+// chunk loses the request after --body-idle-timeout, and the session it
+// held is free again for the client's retry.
+func TestStalledChunkIsCut(t *testing.T) {
+	e := env(t)
+	addr := testenv.FreeAddr(t)
+	cmd := exec.Command(binary, "serve", "--migrate", "--listen", addr, "--body-idle-timeout", "1s")
+	cmd.Env = e
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	base := "http://" + addr
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if code, _ := get(t, base+"/readyz"); code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never ready; logs:\n%s", logs.String())
+		}
+	}
+	resp, err := http.Post(base+"/v2/stall/blobs/uploads/", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+
+	// A raw connection: announce 100 bytes, send 10, then nothing.
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: %s\r\nContent-Range: 0-99\r\nContent-Length: 100\r\n\r\n0123456789", loc, addr)
+	// Let it take the session's lock (a few milliseconds of work).
+	time.Sleep(400 * time.Millisecond)
+
+	// The retry waits behind the stalled request's session lock until the
+	// idle timeout cuts it, then goes through.
+	body := bytes.Repeat([]byte("x"), 100)
+	req, _ := http.NewRequest("PATCH", base+loc, bytes.NewReader(body))
+	req.Header.Set("Content-Range", "0-99")
+	start := time.Now()
+	resp, err = (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 202 || resp.Header.Get("Range") != "0-99" {
+		t.Fatalf("retry: %d, Range %q; logs:\n%s", resp.StatusCode, resp.Header.Get("Range"), logs.String())
+	}
+	if waited := time.Since(start); waited < 300*time.Millisecond || waited > 30*time.Second {
+		t.Errorf("the retry waited %v; the stalled request should hold the session about 1s", waited)
 	}
 }

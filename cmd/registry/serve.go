@@ -28,6 +28,8 @@ func serveCommand() *cli.Command {
 			Usage: "let a mount without from= link a blob held by any repository"},
 		&cli.DurationFlag{Name: "drain-delay", Value: 0, EnvVars: []string{"REGISTRY_DRAIN_DELAY"},
 			Usage: "after SIGTERM, keep serving this long with /readyz failing, so load balancers stop sending requests"},
+		&cli.DurationFlag{Name: "body-idle-timeout", Value: httpapi.DefaultBodyIdleTimeout, EnvVars: []string{"REGISTRY_BODY_IDLE_TIMEOUT"},
+			Usage: "fail a request whose body sends nothing for this long, freeing the upload session it holds"},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, EnvVars: []string{"REGISTRY_SHUTDOWN_TIMEOUT"},
 			Usage: "after the drain delay, how long in-flight requests may take to finish"},
 	}
@@ -74,7 +76,10 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	api := httpapi.New(httpapi.Options{Store: st, Logger: log, AutoMount: c.Bool("auto-mount")})
+	api := httpapi.New(httpapi.Options{
+		Store: st, Logger: log, AutoMount: c.Bool("auto-mount"),
+		BodyIdleTimeout: c.Duration("body-idle-timeout"),
+	})
 
 	ln, err := net.Listen("tcp", c.String("listen"))
 	if err != nil {
@@ -103,6 +108,11 @@ func serve(c *cli.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), c.Duration("shutdown-timeout"))
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
+		// Cut what is still in flight: its handlers fail and roll back,
+		// which returns their database connections, so the deferred
+		// pool.Close cannot wait on them and the timeout stays a bound.
+		srv.Close()
+		log.Warn().Err(err).Msg("cut the requests still in flight after the shutdown timeout")
 		return fmt.Errorf("shutting down: %w", err)
 	}
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {

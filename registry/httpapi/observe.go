@@ -107,13 +107,19 @@ func (w *recorder) wroteHeader() bool { return w.status != 0 }
 // deadlines for long blob transfers).
 func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// countingBody counts request body bytes as the handler reads them.
+// countingBody counts request body bytes as the handler reads them, and
+// gives every read idle time to arrive: the deadline moves on with each
+// read, so a large body streams for as long as bytes keep coming.
 type countingBody struct {
 	io.ReadCloser
-	n int64
+	n    int64
+	rc   *http.ResponseController
+	idle time.Duration
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
+	// Writers that cannot set deadlines (tests' recorders) go without.
+	_ = b.rc.SetReadDeadline(time.Now().Add(b.idle))
 	n, err := b.ReadCloser.Read(p)
 	b.n += int64(n)
 	return n, err
@@ -158,7 +164,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		rec := &recorder{ResponseWriter: w}
 		var body *countingBody
 		if r.Body != nil && r.Body != http.NoBody {
-			body = &countingBody{ReadCloser: r.Body}
+			body = &countingBody{ReadCloser: r.Body, rc: http.NewResponseController(rec), idle: s.bodyIdle}
 			r.Body = body
 		}
 		r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))

@@ -27,6 +27,9 @@ const (
 	MaxPageSize     = 10000
 )
 
+// DefaultBodyIdleTimeout is [Options.BodyIdleTimeout]'s default.
+const DefaultBodyIdleTimeout = time.Minute
+
 // readyTimeout bounds a /readyz probe; a probe that hangs is a failure.
 const readyTimeout = 2 * time.Second
 
@@ -49,6 +52,11 @@ type Options struct {
 	// silently: the spec only forbids answering more than n entries, and
 	// the Link header tells the client there is more.
 	MaxPageSize int
+	// BodyIdleTimeout is how long a request body may send nothing before
+	// the request fails (0: [DefaultBodyIdleTimeout]). An upload chunk
+	// holds its session, and a database connection, while it streams: a
+	// stalled client must not hold them for ever.
+	BodyIdleTimeout time.Duration
 }
 
 // Server is the registry's HTTP handler: the distribution API under /v2/,
@@ -60,6 +68,8 @@ type Server struct {
 	autoMount  bool
 	pageSize   int
 	maxPage    int
+
+	bodyIdle time.Duration
 
 	routes   map[kind]map[string]handlerFunc
 	draining atomic.Bool
@@ -77,6 +87,10 @@ func New(o Options) *Server {
 		autoMount:  o.AutoMount,
 		pageSize:   o.DefaultPageSize,
 		maxPage:    o.MaxPageSize,
+		bodyIdle:   o.BodyIdleTimeout,
+	}
+	if s.bodyIdle <= 0 {
+		s.bodyIdle = DefaultBodyIdleTimeout
 	}
 	if s.maxPage <= 0 {
 		s.maxPage = MaxPageSize
