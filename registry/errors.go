@@ -142,12 +142,27 @@ var (
 	ErrManifestTooLarge = &Error{Code: CodeManifestInvalid, Message: "manifest too large", Status: http.StatusRequestEntityTooLarge}
 )
 
-// AsError returns the *Error in err's chain. Anything else, which only the
-// log may describe, becomes [ErrUnknown], so internals never reach a client.
+// Outage is implemented by errors of a backend that is down or overloaded
+// for now, such as the S3 store's. Such an error is answered UNAVAILABLE
+// (503) with the message Outage returns, which must name no internals, so
+// clients retry later instead of giving up on a 500. Backends satisfy it
+// without importing this package.
+type Outage interface {
+	error
+	Outage() string
+}
+
+// AsError returns the *Error in err's chain, or [ErrUnavailable] for an
+// [Outage] in it. Anything else, which only the log may describe, becomes
+// [ErrUnknown], so internals never reach a client.
 func AsError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	var o Outage
+	if errors.As(err, &o) {
+		return ErrUnavailable.WithMessage("%s", o.Outage())
 	}
 	return ErrUnknown
 }

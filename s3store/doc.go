@@ -13,7 +13,12 @@
 // [Store] moves bytes: streamed puts and ranged gets, multipart uploads,
 // server-side copies (multipart above 5 GiB), listing, prefix deletes and
 // presigned URLs. Missing keys come back as [ErrNotFound]. Every S3 call is
-// retried with backoff by the SDK's standard retryer and timed in the
+// retried by the SDK's standard retryer (refused and dropped connections,
+// 5xx, throttling; capped exponential backoff with full jitter, retry.go)
+// where the SDK can repeat it: [Store.PutObject] with a body that cannot
+// seek fails at once instead (the registry's uploads send parts held in
+// memory, which can). What still fails because S3 is down
+// or overloaded comes back as [ErrUnavailable]. Every call is timed in the
 // registry_s3_operation_duration_seconds histogram; failures that are not
 // "not found" count in registry_s3_operation_errors_total.
 //

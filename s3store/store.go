@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -33,7 +34,8 @@ const (
 // Defaults for the zero values of [Config].
 const (
 	DefaultRetryMaxAttempts    = 5
-	DefaultRetryMaxBackoff     = 20 * time.Second
+	DefaultRetryMaxBackoff     = 2 * time.Second
+	DefaultDialTimeout         = 3 * time.Second
 	DefaultCopyThreshold       = maxCopyObjectSize
 	DefaultCopyPartSize        = 32 << 20
 	DefaultCopyConcurrency     = 16
@@ -78,6 +80,9 @@ type Config struct {
 	RetryMaxAttempts int
 	// RetryMaxBackoff caps the delay between two attempts.
 	RetryMaxBackoff time.Duration
+	// DialTimeout bounds connecting to S3, so an endpoint that swallows
+	// packets fails an attempt instead of hanging it.
+	DialTimeout time.Duration
 
 	// CopyThreshold is the size above which [Store.Copy] switches from one
 	// CopyObject to a multipart copy. It may not exceed 5 GiB, S3's limit.
@@ -109,6 +114,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.RetryMaxBackoff <= 0 {
 		c.RetryMaxBackoff = DefaultRetryMaxBackoff
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = DefaultDialTimeout
 	}
 	if c.CopyThreshold <= 0 {
 		c.CopyThreshold = DefaultCopyThreshold
@@ -158,6 +166,8 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		if t.MaxIdleConns < cfg.MaxIdleConnsPerHost {
 			t.MaxIdleConns = cfg.MaxIdleConnsPerHost
 		}
+	}).WithDialerOptions(func(d *net.Dialer) {
+		d.Timeout = cfg.DialTimeout
 	})
 	opts := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(httpClient),
@@ -165,6 +175,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = cfg.RetryMaxAttempts
 				o.MaxBackoff = cfg.RetryMaxBackoff
+				o.Backoff = jitterBackoff{max: cfg.RetryMaxBackoff}
 			})
 		}),
 		// The SDK's default CRC checksums on uploads and its validation of
@@ -219,6 +230,9 @@ func (s *Store) Bucket() string { return s.cfg.Bucket }
 func (s *Store) Ping(ctx context.Context) (err error) {
 	defer observe("HeadBucket", time.Now(), &err)
 	_, err = s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.cfg.Bucket})
+	if err != nil && isUnavailable(err) {
+		return fmt.Errorf("%w: head bucket %q: %w", ErrUnavailable, s.cfg.Bucket, err)
+	}
 	if err != nil {
 		return fmt.Errorf("s3store: head bucket %q: %w", s.cfg.Bucket, err)
 	}
@@ -262,6 +276,9 @@ func wrap(op, key string, err error) error {
 	}
 	if apiErrorCode(err) == "InvalidRange" {
 		return fmt.Errorf("%w: %s", ErrInvalidRange, key)
+	}
+	if isUnavailable(err) {
+		return fmt.Errorf("%w: %s %q: %w", ErrUnavailable, op, key, err)
 	}
 	return fmt.Errorf("s3store: %s %q: %w", op, key, err)
 }

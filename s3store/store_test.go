@@ -32,8 +32,14 @@ const mib = 1 << 20
 func newStore(t *testing.T, mod func(*Config)) *Store {
 	t.Helper()
 	env := testenv.S3(t)
+	return newStoreAt(t, env, env.Endpoint, mod)
+}
+
+// newStoreAt is newStore on env's bucket, reached at endpoint.
+func newStoreAt(t *testing.T, env testenv.S3Config, endpoint string, mod func(*Config)) *Store {
+	t.Helper()
 	cfg := Config{
-		Endpoint:  env.Endpoint,
+		Endpoint:  endpoint,
 		Region:    env.Region,
 		Bucket:    env.Bucket,
 		PathStyle: true,

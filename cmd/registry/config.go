@@ -63,13 +63,38 @@ func newLogger(c *cli.Context) (zerolog.Logger, error) {
 	return l.Level(level).With().Timestamp().Logger(), nil
 }
 
-// openDatabase connects to PostgreSQL and checks the connection.
-func openDatabase(ctx context.Context, c *cli.Context) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(c.String("database-url"))
+// Defaults for what the database URL does not say. pgx's own pool size
+// (4, or the CPU count) is too small for a replica serving many pulls at
+// once; a connect timeout turns an unreachable database into a fast 503
+// instead of a request that hangs on the kernel's SYN retries.
+const (
+	defaultPoolMaxConns   = 10
+	defaultConnectTimeout = 5 * time.Second
+)
+
+// databaseConfig parses the --database-url value, filling in the defaults
+// for what the URL leaves out (pool_max_conns, connect_timeout).
+func databaseConfig(url string) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("--database-url: %w", err)
 	}
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = defaultPoolMaxConns
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
 	cfg.ConnConfig.Tracer = pgmetrics.Tracer{}
+	return cfg, nil
+}
+
+// openDatabase connects to PostgreSQL and checks the connection.
+func openDatabase(ctx context.Context, c *cli.Context) (*pgxpool.Pool, error) {
+	cfg, err := databaseConfig(c.String("database-url"))
+	if err != nil {
+		return nil, err
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to PostgreSQL: %w", err)
@@ -79,6 +104,25 @@ func openDatabase(ctx context.Context, c *cli.Context) (*pgxpool.Pool, error) {
 	if err := pool.Ping(pctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("connecting to PostgreSQL at %s: %w", redactURL(cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database), err)
+	}
+	return pool, nil
+}
+
+// openStreamPool opens the second pool serve uses for uploads whose
+// transactions stay open while their bodies stream (see store.Config), of
+// size conns. It connects lazily: openDatabase has already proven the URL.
+func openStreamPool(ctx context.Context, c *cli.Context, conns int) (*pgxpool.Pool, error) {
+	if conns < 1 {
+		return nil, fmt.Errorf("--upload-conns must be at least 1, not %d", conns)
+	}
+	cfg, err := databaseConfig(c.String("database-url"))
+	if err != nil {
+		return nil, err
+	}
+	cfg.MaxConns = int32(min(conns, 1<<20))
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to PostgreSQL: %w", err)
 	}
 	return pool, nil
 }

@@ -20,6 +20,11 @@ import (
 	"github.com/ha-registry/ha-registry/registry/httpapi"
 )
 
+// defaultUploadConns bounds the uploads one replica streams at once; more
+// wait for a connection. With the main pool's 10, three replicas stay under
+// PostgreSQL's default max_connections of 100.
+const defaultUploadConns = 20
+
 func serveCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "listen", Value: ":5000", EnvVars: []string{"REGISTRY_LISTEN"}, Usage: "address to serve on"},
@@ -30,6 +35,8 @@ func serveCommand() *cli.Command {
 			Usage: "after SIGTERM, keep serving this long with /readyz failing, so load balancers stop sending requests"},
 		&cli.DurationFlag{Name: "body-idle-timeout", Value: httpapi.DefaultBodyIdleTimeout, EnvVars: []string{"REGISTRY_BODY_IDLE_TIMEOUT"},
 			Usage: "fail a request whose body sends nothing for this long, freeing the upload session it holds"},
+		&cli.IntFlag{Name: "upload-conns", Value: defaultUploadConns, EnvVars: []string{"REGISTRY_UPLOAD_CONNS"},
+			Usage: "PostgreSQL connections for uploads in flight (each holds one while its body streams), apart from the main pool"},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, EnvVars: []string{"REGISTRY_SHUTDOWN_TIMEOUT"},
 			Usage: "after the drain delay, how long in-flight requests may take to finish"},
 	}
@@ -72,7 +79,12 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.New(pool, s3, store.Config{AutoMount: c.Bool("auto-mount")})
+	streamPool, err := openStreamPool(ctx, c, c.Int("upload-conns"))
+	if err != nil {
+		return err
+	}
+	defer streamPool.Close()
+	st, err := store.New(pool, s3, store.Config{AutoMount: c.Bool("auto-mount"), StreamDB: streamPool})
 	if err != nil {
 		return err
 	}

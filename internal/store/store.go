@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 
 	"github.com/jackc/pgx/v5"
@@ -31,11 +32,18 @@ type Config struct {
 	// AutoMount lets a mount without a source repository link a blob from
 	// any repository that holds it.
 	AutoMount bool
+	// StreamDB is the pool for the transactions that stay open while a
+	// client's body streams (chunks and monolithic uploads hold their
+	// session's row lock that long). Kept apart from the main pool so that
+	// slow uploads can never starve manifest reads, tag writes or the
+	// readiness probe of connections. Nil means the main pool.
+	StreamDB *pgxpool.Pool
 }
 
 // Store is the registry's storage: S3 for bytes, PostgreSQL for the index.
 type Store struct {
 	db       *pgxpool.Pool
+	streamDB *pgxpool.Pool
 	s3       *s3store.Store
 	layout   s3store.Layout
 	partSize int
@@ -52,7 +60,11 @@ func New(db *pgxpool.Pool, s3 *s3store.Store, cfg Config) (*Store, error) {
 	if cfg.PartSize < MinPartSize {
 		return nil, fmt.Errorf("part size %d is below S3's minimum of %d", cfg.PartSize, MinPartSize)
 	}
-	return &Store{db: db, s3: s3, layout: s3.Layout(), partSize: cfg.PartSize, cfg: cfg}, nil
+	streamDB := cfg.StreamDB
+	if streamDB == nil {
+		streamDB = db
+	}
+	return &Store{db: db, streamDB: streamDB, s3: s3, layout: s3.Layout(), partSize: cfg.PartSize, cfg: cfg}, nil
 }
 
 // Ready reports whether PostgreSQL and S3 both answer.
@@ -72,18 +84,31 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return dbErr(pgx.BeginFunc(ctx, s.db, fn))
 }
 
+// inStreamTx is inTx for a transaction held open while a request body
+// streams; it draws on the stream pool.
+func (s *Store) inStreamTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return dbErr(pgx.BeginFunc(ctx, s.streamDB, fn))
+}
+
 // dbErr turns connection failures into ErrUnavailable; other errors pass.
 func dbErr(err error) error {
 	if err == nil {
 		return nil
 	}
+	// Errors that already say what they are pass: the registry's own, and
+	// an S3 outage met inside a transaction, whose network error must not
+	// be blamed on the database.
 	var re *registry.Error
-	if errors.As(err, &re) {
+	var outage registry.Outage
+	if errors.As(err, &re) || errors.As(err, &outage) {
 		return err
 	}
+	// A connection that dies under a query surfaces as a network error or,
+	// when the server's answer is cut short, as an unexpected EOF.
 	var ce *pgconn.ConnectError
 	var ne net.Error
-	if errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) {
+	if errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
+		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return fmt.Errorf("%w: %w", registry.ErrUnavailable.WithMessage("metadata database unavailable"), err)
 	}
 	return err

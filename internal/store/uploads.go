@@ -152,7 +152,7 @@ func saveUpload(ctx context.Context, tx pgx.Tx, u *uploadRow) error {
 // AppendUpload streams body into the session.
 func (s *Store) AppendUpload(ctx context.Context, repo, id string, start int64, body io.Reader) (registry.UploadSession, error) {
 	var out registry.UploadSession
-	err := s.inTx(ctx, func(tx pgx.Tx) (err error) {
+	err := s.inStreamTx(ctx, func(tx pgx.Tx) (err error) {
 		u, err := lockUpload(ctx, tx, repo, id)
 		if err != nil {
 			return err
@@ -265,7 +265,7 @@ func (s *Store) abandon(ctx context.Context, key string, u *uploadRow, hadMultip
 // CommitUpload appends the final body and finishes the upload as blob d.
 func (s *Store) CommitUpload(ctx context.Context, repo, id string, start int64, body io.Reader, d digest.Digest) (registry.BlobInfo, error) {
 	var info registry.BlobInfo
-	err := s.inTx(ctx, func(tx pgx.Tx) (err error) {
+	err := s.inStreamTx(ctx, func(tx pgx.Tx) (err error) {
 		u, err := lockUpload(ctx, tx, repo, id)
 		if err != nil {
 			return err
@@ -401,7 +401,7 @@ func (s *Store) PutBlob(ctx context.Context, repo string, d digest.Digest, size 
 	key := s.layout.UploadData(repo, id)
 	u := &uploadRow{id: id, hash: newUploadHash()}
 	var info registry.BlobInfo
-	err := s.inTx(ctx, func(tx pgx.Tx) (err error) {
+	err := s.inStreamTx(ctx, func(tx pgx.Tx) (err error) {
 		defer func() {
 			if err != nil {
 				s.abandon(ctx, key, u, false)

@@ -30,8 +30,8 @@ type errorEntry struct {
 var errPaginationNumberInvalid = &registry.Error{Code: "PAGINATION_NUMBER_INVALID", Message: "n must be a non-negative integer", Status: http.StatusBadRequest}
 
 // writeError is the one place errors become responses. A [registry.Error]
-// is answered with its code, message and status. Anything else is an
-// internal failure: it is logged with the request id and answered
+// is answered with its code, message and status, a [registry.Outage] with
+// 503 UNAVAILABLE. Anything else is an internal failure: it is logged with the request id and answered
 // UNKNOWN/500 without its text. A client that went away is neither
 // answered nor logged as an error.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -47,8 +47,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 
 	e := registry.AsError(err)
-	var known *registry.Error
-	if !errors.As(err, &known) {
+	if e == registry.ErrUnknown && !errors.Is(err, registry.ErrUnknown) {
 		x.log.Error().Err(err).Str("route", x.route).Str("repo", x.repo).Msg("internal error")
 	} else if e.HTTPStatus() >= 500 {
 		x.log.Warn().Err(err).Str("route", x.route).Str("repo", x.repo).Msg("server-side error")

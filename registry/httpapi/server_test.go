@@ -497,6 +497,31 @@ func TestInternalError(t *testing.T) {
 	}
 }
 
+// outageErr plays a backend's outage error, which satisfies
+// registry.Outage without the HTTP layer knowing the backend.
+type outageErr struct{ cause string }
+
+func (e outageErr) Error() string  { return e.cause }
+func (e outageErr) Outage() string { return "blob storage unavailable, try again later" }
+
+// TestOutageIsUnavailable checks that a backend outage is a 503
+// UNAVAILABLE with the backend's public message, never a 500, and that its
+// cause stays in the log.
+func TestOutageIsUnavailable(t *testing.T) {
+	store := newFixture(t).store
+	store.fail = fmt.Errorf("GetObject: %w", outageErr{"dial tcp 10.0.0.9:9000: connection refused"})
+	s, logs := newServer(t, store, Options{})
+	resp := call{method: "GET", path: "/v2/foo/bar/manifests/latest", status: 503,
+		inBody: []string{`"UNAVAILABLE"`, "blob storage unavailable"}}.run(t, s)
+	body, _ := io.ReadAll(resp.Body)
+	if bytes.Contains(body, []byte("10.0.0.9")) {
+		t.Errorf("body %q leaks the cause", body)
+	}
+	if !strings.Contains(logs.String(), "connection refused") || strings.Contains(logs.String(), `"level":"error"`) {
+		t.Errorf("want the cause logged as a warning, not an internal error:\n%s", logs)
+	}
+}
+
 func TestPanicIsInternalError(t *testing.T) {
 	s, _ := newServer(t, panickingStore{newFakeStore()}, Options{})
 	call{method: "GET", path: "/v2/_catalog", status: 500, inBody: []string{`"UNKNOWN"`}}.run(t, s)

@@ -1,0 +1,275 @@
+// SPDX-FileCopyrightText: 2026 The ha-registry authors
+// SPDX-License-Identifier: EUPL-1.2
+
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/ha-registry/ha-registry/internal/testenv"
+)
+
+// The outage tests put a TCP proxy between a running replica (the real
+// binary, with its real connection settings) and one dependency, cut it
+// for a few seconds and bring it back. Required: during the cut, requests
+// that need the dependency fail fast with 503 UNAVAILABLE and /readyz
+// answers 503; afterwards everything works again with no restart, and
+// nothing written before the cut is lost.
+
+// fastFail bounds how long one request may take to fail during a cut: the
+// connect timeout to PostgreSQL is 5s, S3's retries wait 1.5s at most.
+const fastFail = 8 * time.Second
+
+// outageSetup starts a cluster whose replica reaches the dependency named
+// by envKey (REGISTRY_DATABASE_URL or REGISTRY_S3_ENDPOINT) through a
+// fault proxy, and returns a client of the replica and the proxy.
+func outageSetup(t *testing.T, envKey string) (*outageClient, *testenv.FaultProxy) {
+	t.Helper()
+	c := newCluster(t)
+	var proxy *testenv.FaultProxy
+	for i, kv := range c.env {
+		k, v, _ := strings.Cut(kv, "=")
+		if k != envKey {
+			continue
+		}
+		u, err := url.Parse(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy = testenv.NewFaultProxy(t, u.Host)
+		u.Host = proxy.Addr()
+		c.env[i] = k + "=" + u.String()
+	}
+	if proxy == nil {
+		t.Fatalf("%s is not in the cluster's environment", envKey)
+	}
+	r := c.startReplica(t, "r1", buildRegistry(t, false), testenv.FreeAddr(t))
+	return &outageClient{t: t, r: r, http: &http.Client{Timeout: time.Minute}}, proxy
+}
+
+// outageClient sends one request and measures it.
+type outageClient struct {
+	t    *testing.T
+	r    *replica
+	http *http.Client
+	// slowest is the longest request seen while a dependency was cut.
+	slowest time.Duration
+	failed  int
+}
+
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+	took   time.Duration
+}
+
+func (o *outageClient) do(method, path string, header map[string]string, body []byte) answer {
+	o.t.Helper()
+	req, err := http.NewRequest(method, "http://"+o.r.addr+path, bytes.NewReader(body))
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	start := time.Now()
+	resp, err := o.http.Do(req)
+	if err != nil {
+		o.t.Fatalf("%s %s: %v (after %v)", method, path, err, time.Since(start))
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		o.t.Fatalf("%s %s: reading the answer: %v", method, path, err)
+	}
+	return answer{status: resp.StatusCode, header: resp.Header, body: b, took: time.Since(start)}
+}
+
+// want sends a request and requires status; a 503 must also be fast and
+// say UNAVAILABLE (but for /readyz, which answers in plain text).
+func (o *outageClient) want(status int, method, path string, header map[string]string, body []byte) answer {
+	o.t.Helper()
+	a := o.do(method, path, header, body)
+	if a.status != status {
+		o.t.Errorf("%s %s: %d %s, want %d", method, path, a.status, a.body, status)
+		o.failed++
+	}
+	if a.status == http.StatusServiceUnavailable {
+		o.slowest = max(o.slowest, a.took)
+		if a.took > fastFail {
+			o.t.Errorf("%s %s took %v to fail, want under %v", method, path, a.took, fastFail)
+		}
+		if method != "HEAD" && path != "/readyz" && !bytes.Contains(a.body, []byte(`"UNAVAILABLE"`)) {
+			o.t.Errorf("%s %s: 503 body %s lacks UNAVAILABLE", method, path, a.body)
+		}
+	}
+	return a
+}
+
+// waitReady polls /readyz until it answers 200 again, and returns how
+// long that took.
+func (o *outageClient) waitReady(timeout time.Duration) time.Duration {
+	o.t.Helper()
+	start := time.Now()
+	for o.do("GET", "/readyz", nil, nil).status != http.StatusOK {
+		if time.Since(start) > timeout {
+			o.t.Fatalf("/readyz still failing %v after the dependency came back", timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// pushed is a small image pushed before a cut.
+type pushedImage struct {
+	repo, tag string
+	layer     []byte
+	layerD    digest.Digest
+	manifest  []byte
+	manD      digest.Digest
+}
+
+// push uploads a config, a layer and a manifest under tag, monolithically.
+func (o *outageClient) push(repo, tag, seed string) pushedImage {
+	o.t.Helper()
+	cfg := []byte(`{"seed":"` + seed + `"}`)
+	layer := bytes.Repeat([]byte(seed), 4096)
+	for _, b := range [][]byte{cfg, layer} {
+		o.want(201, "POST", "/v2/"+repo+"/blobs/uploads/?digest="+digest.FromBytes(b).String(),
+			map[string]string{"Content-Type": "application/octet-stream"}, b)
+	}
+	man := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",`+
+		`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":%d},`+
+		`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":%d}]}`,
+		digest.FromBytes(cfg), len(cfg), digest.FromBytes(layer), len(layer)))
+	o.want(201, "PUT", "/v2/"+repo+"/manifests/"+tag, map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, man)
+	return pushedImage{repo: repo, tag: tag, layer: layer, layerD: digest.FromBytes(layer), manifest: man, manD: digest.FromBytes(man)}
+}
+
+// pull requires img to be served byte-identical.
+func (o *outageClient) pull(img pushedImage) {
+	o.t.Helper()
+	if a := o.want(200, "GET", "/v2/"+img.repo+"/manifests/"+img.tag, map[string]string{"Accept": "application/vnd.oci.image.manifest.v1+json"}, nil); a.status == 200 && !bytes.Equal(a.body, img.manifest) {
+		o.t.Errorf("manifest %s:%s differs after the outage", img.repo, img.tag)
+	}
+	if a := o.want(200, "GET", "/v2/"+img.repo+"/blobs/"+img.layerD.String(), nil, nil); a.status == 200 && !bytes.Equal(a.body, img.layer) {
+		o.t.Errorf("layer of %s:%s differs after the outage", img.repo, img.tag)
+	}
+}
+
+// withDigest is the URL that closes the upload at loc with digest d.
+func withDigest(loc string, d digest.Digest) string {
+	sep := "?"
+	if strings.Contains(loc, "?") {
+		sep = "&"
+	}
+	return loc + sep + "digest=" + d.String()
+}
+
+// TestPostgresOutage cuts PostgreSQL off from a serving replica.
+func TestPostgresOutage(t *testing.T) {
+	o, proxy := outageSetup(t, "REGISTRY_DATABASE_URL")
+	r := o.r
+	before := o.push("outage/pg", "before", "a")
+	// An upload under way when the database goes.
+	loc := startUpload(t, r, "outage/pg")
+	chunk := bytes.Repeat([]byte("c"), 1000)
+	o.want(202, "PATCH", loc, map[string]string{"Content-Range": "0-999", "Content-Type": "application/octet-stream"}, chunk)
+
+	proxy.Cut()
+	cutAt := time.Now()
+	o.want(503, "GET", "/readyz", nil, nil)
+	o.want(503, "GET", "/v2/outage/pg/manifests/before", nil, nil)
+	o.want(503, "HEAD", "/v2/outage/pg/blobs/"+before.layerD.String(), nil, nil)
+	o.want(503, "GET", "/v2/outage/pg/blobs/"+before.layerD.String(), nil, nil)
+	o.want(503, "GET", "/v2/outage/pg/tags/list", nil, nil)
+	o.want(503, "POST", "/v2/outage/pg/blobs/uploads/", nil, nil)
+	o.want(503, "PATCH", loc, map[string]string{"Content-Range": "1000-1999", "Content-Type": "application/octet-stream"}, chunk)
+	o.want(503, "PUT", "/v2/outage/pg/manifests/again", map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, before.manifest)
+	// Keep it cut for a few seconds, as a failover would.
+	time.Sleep(time.Until(cutAt.Add(3 * time.Second)))
+	o.want(503, "GET", "/v2/outage/pg/manifests/before", nil, nil)
+
+	proxy.Restore()
+	back := o.waitReady(30 * time.Second)
+
+	// No restart: the same process serves everything again.
+	o.pull(before)
+	o.want(204, "GET", loc, nil, nil)
+	a := o.do("GET", loc, nil, nil)
+	if got := a.header.Get("Range"); got != "0-999" {
+		t.Fatalf("the upload begun before the cut stands at %q, want 0-999 (the chunk sent during the cut changed nothing)", got)
+	}
+	full := append(append([]byte{}, chunk...), chunk...)
+	o.want(202, "PATCH", loc, map[string]string{"Content-Range": "1000-1999", "Content-Type": "application/octet-stream"}, chunk)
+	o.want(201, "PUT", withDigest(loc, digest.FromBytes(full)), nil, nil)
+	after := o.push("outage/pg", "after", "b")
+	o.pull(after)
+	o.want(201, "PUT", "/v2/outage/pg/manifests/again", map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, before.manifest)
+	if o.failed > 0 {
+		return
+	}
+	select {
+	case <-r.exited:
+		t.Fatalf("the replica exited during the outage: %v", r.waitErr)
+	default:
+	}
+	t.Logf("PostgreSQL cut for %v: slowest 503 took %v; ready again %v after it came back",
+		3*time.Second, o.slowest.Round(time.Millisecond), back.Round(time.Millisecond))
+}
+
+// TestS3Outage cuts S3 off from a serving replica. What the index alone
+// answers (manifests, HEAD of blobs, tag lists) goes on being served.
+func TestS3Outage(t *testing.T) {
+	o, proxy := outageSetup(t, "REGISTRY_S3_ENDPOINT")
+	r := o.r
+	before := o.push("outage/s3", "before", "a")
+	loc := startUpload(t, r, "outage/s3")
+	chunk := bytes.Repeat([]byte("c"), 1000)
+
+	proxy.Cut()
+	cutAt := time.Now()
+	o.want(503, "GET", "/readyz", nil, nil)
+	o.want(503, "GET", "/v2/outage/s3/blobs/"+before.layerD.String(), nil, nil)
+	layer2 := []byte("a layer pushed while S3 is away")
+	o.want(503, "POST", "/v2/outage/s3/blobs/uploads/?digest="+digest.FromBytes(layer2).String(),
+		map[string]string{"Content-Type": "application/octet-stream"}, layer2)
+	// A small chunk is staged in PostgreSQL; closing the upload needs S3.
+	o.want(202, "PATCH", loc, map[string]string{"Content-Range": "0-999", "Content-Type": "application/octet-stream"}, chunk)
+	o.want(503, "PUT", withDigest(loc, digest.FromBytes(chunk)), nil, nil)
+	// The index goes on answering.
+	if a := o.want(200, "GET", "/v2/outage/s3/manifests/before", map[string]string{"Accept": "application/vnd.oci.image.manifest.v1+json"}, nil); !bytes.Equal(a.body, before.manifest) {
+		t.Errorf("manifest served during the S3 cut differs")
+	}
+	o.want(200, "HEAD", "/v2/outage/s3/blobs/"+before.layerD.String(), nil, nil)
+	o.want(200, "GET", "/v2/outage/s3/tags/list", nil, nil)
+	time.Sleep(time.Until(cutAt.Add(3 * time.Second)))
+	o.want(503, "GET", "/v2/outage/s3/blobs/"+before.layerD.String(), nil, nil)
+
+	proxy.Restore()
+	back := o.waitReady(30 * time.Second)
+
+	o.pull(before)
+	o.want(201, "PUT", withDigest(loc, digest.FromBytes(chunk)), nil, nil)
+	if a := o.want(200, "GET", "/v2/outage/s3/blobs/"+digest.FromBytes(chunk).String(), nil, nil); !bytes.Equal(a.body, chunk) {
+		t.Errorf("the upload finished after the cut serves other bytes")
+	}
+	o.want(201, "POST", "/v2/outage/s3/blobs/uploads/?digest="+digest.FromBytes(layer2).String(),
+		map[string]string{"Content-Type": "application/octet-stream"}, layer2)
+	o.pull(o.push("outage/s3", "after", "b"))
+	if o.failed > 0 {
+		return
+	}
+	t.Logf("S3 cut for %v: slowest 503 took %v; ready again %v after it came back",
+		3*time.Second, o.slowest.Round(time.Millisecond), back.Round(time.Millisecond))
+}

@@ -1,0 +1,137 @@
+// SPDX-FileCopyrightText: 2026 The ha-registry authors
+// SPDX-License-Identifier: EUPL-1.2
+
+package testenv
+
+import (
+	"io"
+	"net"
+	"sync"
+	"testing"
+)
+
+// FaultProxy is a TCP proxy on loopback that a test puts between the
+// registry and one of its dependencies, to cut the dependency off and bring
+// it back while the registry keeps running. It behaves like toxiproxy's
+// disable: a cut closes every open connection and refuses new ones.
+type FaultProxy struct {
+	target string
+	ln     net.Listener
+
+	mu    sync.Mutex
+	cut   bool
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+// NewFaultProxy forwards a fresh loopback port to target (host:port) until
+// t ends.
+func NewFaultProxy(t testing.TB, target string) *FaultProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("fault proxy: %v", err)
+	}
+	p := &FaultProxy{target: target, ln: ln, conns: map[net.Conn]struct{}{}}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.close)
+	return p
+}
+
+// Addr is the proxy's host:port, to give the registry in place of target.
+func (p *FaultProxy) Addr() string { return p.ln.Addr().String() }
+
+// Cut closes every connection through the proxy and refuses new ones (they
+// are accepted and reset at once, as a dead server's port would answer).
+func (p *FaultProxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	for c := range p.conns {
+		reset(c)
+		delete(p.conns, c)
+	}
+}
+
+// Restore lets connections through again.
+func (p *FaultProxy) Restore() {
+	p.mu.Lock()
+	p.cut = false
+	p.mu.Unlock()
+}
+
+func (p *FaultProxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.wg.Add(1)
+		go p.serve(c)
+	}
+}
+
+func (p *FaultProxy) serve(client net.Conn) {
+	defer p.wg.Done()
+	if !p.track(client) {
+		reset(client)
+		return
+	}
+	server, err := net.Dial("tcp", p.target)
+	if err != nil || !p.track(server) {
+		if server != nil {
+			reset(server)
+		}
+		p.untrack(client)
+		reset(client)
+		return
+	}
+	done := make(chan struct{}, 2)
+	pipe := func(dst, src net.Conn) {
+		_, _ = io.Copy(dst, src)
+		// One direction ended: end both, as a proxy that lost a side does.
+		dst.Close()
+		src.Close()
+		done <- struct{}{}
+	}
+	go pipe(server, client)
+	go pipe(client, server)
+	<-done
+	<-done
+	p.untrack(client)
+	p.untrack(server)
+}
+
+// track registers c, or reports false while the proxy is cut.
+func (p *FaultProxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cut {
+		return false
+	}
+	p.conns[c] = struct{}{}
+	return true
+}
+
+func (p *FaultProxy) untrack(c net.Conn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+}
+
+func (p *FaultProxy) close() {
+	p.ln.Close()
+	p.Cut()
+	p.wg.Wait()
+}
+
+// reset closes c with a TCP RST rather than a FIN, so the peer sees the
+// connection fail instead of a clean end of stream.
+func reset(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	c.Close()
+}
