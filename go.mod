@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: 2026 The ha-registry authors
+// SPDX-License-Identifier: EUPL-1.2
+
 module github.com/ha-registry/ha-registry
 
 go 1.26.8

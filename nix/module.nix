@@ -1,0 +1,373 @@
+# SPDX-FileCopyrightText: 2026 The ha-registry authors
+# SPDX-License-Identifier: EUPL-1.2
+#
+# services.ha-registry: one replica of ha-registry (`registry serve`) on a
+# NixOS host, plus timers for its maintenance jobs (`registry gc`, and
+# later the policy jobs). Run it on two or more hosts with the same
+# database and bucket behind a load balancer; every replica is alike.
+#
+# The flake's nixosModules.default imports this file and sets `package`
+# to the flake's build.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+
+let
+  inherit (lib)
+    mkEnableOption
+    mkIf
+    mkOption
+    types
+    ;
+
+  cfg = config.services.ha-registry;
+
+  listen =
+    if lib.hasInfix ":" cfg.listenAddress then
+      "[${cfg.listenAddress}]:${toString cfg.port}"
+    else
+      "${cfg.listenAddress}:${toString cfg.port}";
+
+  privilegedPort = cfg.port < 1024;
+
+  # Every subcommand reads its flags from these variables, and ignores
+  # those it has no flag for, so serve and the jobs share one environment.
+  environment = lib.filterAttrs (_: value: value != null) {
+    REGISTRY_LISTEN = listen;
+    REGISTRY_MIGRATE = lib.boolToString cfg.migrate;
+    REGISTRY_DRAIN_DELAY = "${toString cfg.drainDelay}s";
+    REGISTRY_SHUTDOWN_TIMEOUT = "${toString cfg.shutdownTimeout}s";
+    REGISTRY_LOG_LEVEL = cfg.logLevel;
+    REGISTRY_LOG_FORMAT = "json";
+    REGISTRY_DATABASE_URL = cfg.databaseUrl;
+    REGISTRY_S3_ENDPOINT = cfg.s3.endpoint;
+    REGISTRY_S3_BUCKET = cfg.s3.bucket;
+    REGISTRY_S3_REGION = cfg.s3.region;
+    REGISTRY_S3_PATH_STYLE = lib.boolToString cfg.s3.pathStyle;
+    REGISTRY_S3_PREFIX = cfg.s3.prefix;
+  } // cfg.environment;
+
+  # The registry keeps no state on the host: it needs the network, its
+  # binary and its configuration, and nothing else.
+  hardening = {
+    DynamicUser = true;
+    UMask = "0077";
+    NoNewPrivileges = true;
+    ProtectSystem = "strict";
+    ProtectHome = true;
+    PrivateTmp = true;
+    PrivateDevices = true;
+    DevicePolicy = "closed";
+    PrivateUsers = !privilegedPort;
+    ProtectHostname = true;
+    ProtectClock = true;
+    ProtectKernelTunables = true;
+    ProtectKernelModules = true;
+    ProtectKernelLogs = true;
+    ProtectControlGroups = true;
+    # Not ProcSubset=pid: the Prometheus process metrics read /proc/stat.
+    ProtectProc = "invisible";
+    # AF_UNIX: the systemd notification socket, PostgreSQL's local socket.
+    RestrictAddressFamilies = [
+      "AF_UNIX"
+      "AF_INET"
+      "AF_INET6"
+    ];
+    RestrictNamespaces = true;
+    RestrictRealtime = true;
+    RestrictSUIDSGID = true;
+    RemoveIPC = true;
+    LockPersonality = true;
+    MemoryDenyWriteExecute = true;
+    SystemCallArchitectures = "native";
+    SystemCallFilter = [
+      "@system-service"
+      "~@privileged"
+    ];
+    # A refused call fails (Go's start-up raising RLIMIT_NOFILE, say)
+    # instead of killing the process.
+    SystemCallErrorNumber = "EPERM";
+    CapabilityBoundingSet = lib.optionalString privilegedPort "CAP_NET_BIND_SERVICE";
+    AmbientCapabilities = lib.optionalString privilegedPort "CAP_NET_BIND_SERVICE";
+  };
+
+  environmentFiles = lib.optionals (cfg.environmentFile != null) [ cfg.environmentFile ];
+
+  # Units to start after: the network, and PostgreSQL when it runs here.
+  dependencies = [ "network-online.target" ] ++ lib.optional config.services.postgresql.enable "postgresql.service";
+
+  # `ha-registry ARGS` runs `registry ARGS` as the service runs, with its
+  # environment and secrets, in a transient unit: for rebuild-db, migrate,
+  # a gc --dry-run, by hand.
+  adminCommand = pkgs.writeShellScriptBin "ha-registry" ''
+    exec ${config.systemd.package}/bin/systemd-run --quiet --collect --wait --pipe \
+      --service-type=exec --property=DynamicUser=yes \
+      ${lib.concatMapStringsSep " " (f: "--property=EnvironmentFile=${lib.escapeShellArg f}") environmentFiles} \
+      ${lib.concatStringsSep " " (lib.mapAttrsToList (name: value: "--setenv=${lib.escapeShellArg "${name}=${value}"}") environment)} \
+      -- ${lib.getExe' cfg.package "registry"} "$@"
+  '';
+
+  jobModule = {
+    options = {
+      args = mkOption {
+        type = types.listOf types.str;
+        example = [
+          "retention"
+          "apply"
+        ];
+        description = "The `registry` subcommand to run and its arguments.";
+      };
+      startAt = mkOption {
+        type = types.nullOr (types.either types.str (types.listOf types.str));
+        default = "daily";
+        example = "*-*-* 03:00:00";
+        description = ''
+          When to run the job, as systemd calendar events (systemd.time(7)).
+          `null` installs the service without a timer, to be started by hand.
+        '';
+      };
+      randomizedDelaySec = mkOption {
+        type = types.str;
+        default = "30min";
+        description = "Spread of the job's start after each calendar event (RandomizedDelaySec).";
+      };
+    };
+  };
+in
+{
+  options.services.ha-registry = {
+    enable = mkEnableOption "ha-registry, a highly available OCI registry on S3 and PostgreSQL";
+
+    package = mkOption {
+      type = types.package;
+      description = "The ha-registry package (its `registry` binary). The flake's module sets it to the flake's build.";
+    };
+
+    listenAddress = mkOption {
+      type = types.str;
+      default = "";
+      example = "10.0.0.1";
+      description = "Address to serve on; empty for every address.";
+    };
+
+    port = mkOption {
+      type = types.port;
+      default = 5000;
+      description = "Port to serve the registry API, /healthz, /readyz and /metrics on.";
+    };
+
+    openFirewall = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Open `port` in the firewall, for the load balancer in front of the replicas.";
+    };
+
+    databaseUrl = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "postgres://registry@db.internal:5432/registry?sslmode=verify-full";
+      description = ''
+        PostgreSQL connection URL (REGISTRY_DATABASE_URL). It ends up in the
+        Nix store: leave the password out and put `PGPASSWORD=...` in
+        `environmentFile`, or set this to `null` and put the whole
+        `REGISTRY_DATABASE_URL=...` there.
+      '';
+    };
+
+    s3 = {
+      endpoint = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "https://s3.internal:9000";
+        description = "S3 endpoint URL; `null` for AWS.";
+      };
+      bucket = mkOption {
+        type = types.str;
+        example = "registry";
+        description = "The bucket, which holds the registry's content (the source of truth).";
+      };
+      region = mkOption {
+        type = types.str;
+        default = "us-east-1";
+        description = "The bucket's region.";
+      };
+      pathStyle = mkOption {
+        type = types.bool;
+        default = false;
+        description = "Path-style addressing, which most S3-compatible servers want.";
+      };
+      prefix = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "registry/";
+        description = "Key prefix under which the registry's layout lives in the bucket.";
+      };
+    };
+
+    environmentFile = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      example = "/run/secrets/ha-registry.env";
+      description = ''
+        File of `NAME=value` lines (systemd's EnvironmentFile=) for secrets,
+        read by systemd as root: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+        `PGPASSWORD` or a whole `REGISTRY_DATABASE_URL`. Its values override
+        the other options. Give it as a string, so that it stays out of the
+        Nix store.
+      '';
+    };
+
+    migrate = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Apply the binary's database migrations before serving (`serve
+        --migrate`). Safe with several replicas starting at once: the first
+        takes a cluster-wide advisory lock and migrates, the others wait
+        for it and find nothing left to do.
+      '';
+    };
+
+    drainDelay = mkOption {
+      type = types.ints.unsigned;
+      default = 5;
+      description = ''
+        Seconds a replica keeps serving after SIGTERM while /readyz fails, so
+        that the load balancer takes it out first (REGISTRY_DRAIN_DELAY).
+        Longer than the balancer takes to notice a failing /readyz; the
+        example haproxy configuration takes 1.25s.
+      '';
+    };
+
+    shutdownTimeout = mkOption {
+      type = types.ints.unsigned;
+      default = 30;
+      description = "Seconds in-flight requests may then take to finish (REGISTRY_SHUTDOWN_TIMEOUT).";
+    };
+
+    logLevel = mkOption {
+      type = types.enum [
+        "trace"
+        "debug"
+        "info"
+        "warn"
+        "error"
+      ];
+      default = "info";
+      description = "Log level; logs go to the journal as JSON lines.";
+    };
+
+    environment = mkOption {
+      type = types.attrsOf types.str;
+      default = { };
+      example = {
+        REGISTRY_UPLOAD_CONNS = "40";
+      };
+      description = "More environment variables for serve and the jobs: any setting of README.md's configuration table.";
+    };
+
+    gc = {
+      enable = mkEnableOption "a timer that runs `registry gc` (one runner at a time across the cluster: on the other replicas the pass skips)";
+      startAt = mkOption {
+        type = types.nullOr (types.either types.str (types.listOf types.str));
+        default = "daily";
+        description = "When to run `registry gc` (systemd.time(7) calendar events); `null` for no timer.";
+      };
+      extraArgs = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [
+          "--grace"
+          "48h"
+          "--delete-untagged"
+        ];
+        description = "Arguments after `registry gc`.";
+      };
+    };
+
+    jobs = mkOption {
+      type = types.attrsOf (types.submodule jobModule);
+      default = { };
+      example = lib.literalExpression ''
+        {
+          retention = {
+            args = [ "retention" "apply" ];
+            startAt = "hourly";
+          };
+        }
+      '';
+      description = ''
+        Maintenance jobs: each runs `registry ARGS` as the oneshot service
+        ha-registry-NAME, on a timer, with the replica's environment and
+        hardening. `gc.enable` adds the job `gc`.
+      '';
+    };
+  };
+
+  config = mkIf cfg.enable {
+    services.ha-registry.jobs.gc = mkIf cfg.gc.enable {
+      args = [ "gc" ] ++ cfg.gc.extraArgs;
+      inherit (cfg.gc) startAt;
+    };
+
+    environment.systemPackages = [ adminCommand ];
+
+    networking.firewall.allowedTCPPorts = lib.optionals cfg.openFirewall [ cfg.port ];
+
+    systemd.services =
+      {
+        ha-registry = {
+          description = "ha-registry replica";
+          wantedBy = [ "multi-user.target" ];
+          wants = dependencies;
+          after = dependencies;
+          inherit environment;
+          # A replica that cannot reach PostgreSQL or S3 at boot exits; it
+          # is tried again until they answer.
+          startLimitIntervalSec = 0;
+          serviceConfig = hardening // {
+            # READY=1 once migrated and listening, STOPPING=1 when draining.
+            Type = "notify";
+            ExecStart = "${lib.getExe' cfg.package "registry"} serve";
+            EnvironmentFile = environmentFiles;
+            Restart = "on-failure";
+            RestartSec = "5s";
+            # Waiting behind another replica's migrations counts as starting.
+            TimeoutStartSec = "15min";
+            TimeoutStopSec = "${toString (cfg.drainDelay + cfg.shutdownTimeout + 15)}s";
+            LimitNOFILE = 65536;
+          };
+        };
+      }
+      // lib.mapAttrs' (
+        name: job:
+        lib.nameValuePair "ha-registry-${name}" {
+          description = "ha-registry job: registry ${lib.concatStringsSep " " job.args}";
+          wants = dependencies;
+          after = dependencies;
+          inherit environment;
+          serviceConfig = hardening // {
+            Type = "oneshot";
+            ExecStart = "${lib.getExe' cfg.package "registry"} ${lib.escapeShellArgs job.args}";
+            EnvironmentFile = environmentFiles;
+          };
+        }
+      ) cfg.jobs;
+
+    systemd.timers = lib.mapAttrs' (
+      name: job:
+      lib.nameValuePair "ha-registry-${name}" {
+        description = "Timer for ha-registry job ${name}";
+        wantedBy = [ "timers.target" ];
+        timerConfig = {
+          OnCalendar = job.startAt;
+          RandomizedDelaySec = job.randomizedDelaySec;
+          Persistent = true;
+        };
+      }
+    ) (lib.filterAttrs (_: job: job.startAt != null) cfg.jobs);
+  };
+}
