@@ -70,8 +70,9 @@ type Options struct {
 // from start to end.
 var LockKey = pglock.Key(pglock.NamespaceRebuild, "rebuild-db")
 
-// ErrBusy is returned when another run holds [LockKey].
-var ErrBusy = errors.New("another registry rebuild-db is running against this database")
+// ErrBusy is returned when another run holds [LockKey], or a garbage
+// collection pass, which holds it shared so that the two never overlap.
+var ErrBusy = errors.New("another registry rebuild-db is running against this database, or a garbage collection pass is")
 
 // errLockLost cancels a run whose lock connection failed.
 var errLockLost = errors.New("lost the rebuild-db lock: the connection holding it failed")

@@ -77,11 +77,17 @@ func (s *Store) CompleteMultipart(ctx context.Context, key, uploadID string, par
 	slices.SortFunc(completed, func(a, b types.CompletedPart) int {
 		return int(*a.PartNumber) - int(*b.PartNumber)
 	})
-	_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-		Bucket:          &s.cfg.Bucket,
-		Key:             &key,
-		UploadId:        &uploadID,
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: completed},
+	// The registry completes uploads at blob addresses, next to the
+	// deletions of garbage collection (see retryDirRace); a completion
+	// that failed leaves the upload as it was, to be completed again.
+	err = retryDirRace(ctx, func() error {
+		_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+			Bucket:          &s.cfg.Bucket,
+			Key:             &key,
+			UploadId:        &uploadID,
+			MultipartUpload: &types.CompletedMultipartUpload{Parts: completed},
+		})
+		return err
 	})
 	return wrap("CompleteMultipartUpload", key, err)
 }
@@ -153,7 +159,7 @@ func (s *Store) Copy(ctx context.Context, srcKey, dstKey string, size int64) err
 		return fmt.Errorf("s3store: copy %q: negative size %d", srcKey, size)
 	}
 	if size <= s.cfg.CopyThreshold {
-		return s.copyObject(ctx, srcKey, dstKey)
+		return retryDirRace(ctx, func() error { return s.copyObject(ctx, srcKey, dstKey) })
 	}
 	return s.copyMultipart(ctx, srcKey, dstKey, size)
 }

@@ -70,7 +70,7 @@ func (s *Store) PutObject(ctx context.Context, key string, body io.Reader, size 
 
 // PutBytes stores b at key, replacing any object there.
 func (s *Store) PutBytes(ctx context.Context, key string, b []byte) error {
-	return s.PutObject(ctx, key, bytes.NewReader(b), int64(len(b)))
+	return retryDirRace(ctx, func() error { return s.PutObject(ctx, key, bytes.NewReader(b), int64(len(b))) })
 }
 
 // GetObject opens the object at key for reading from offset, length bytes
@@ -178,6 +178,20 @@ func (s *Store) DeletePrefix(ctx context.Context, prefix string) error {
 	}
 	if len(batch) > 0 {
 		return s.deleteKeys(ctx, batch)
+	}
+	return nil
+}
+
+// DeleteKeys removes the objects at keys, 1,000 per DeleteObjects request
+// (one by one on servers that refuse it); missing keys are not an error.
+// On an error some of the keys may be gone and others not.
+func (s *Store) DeleteKeys(ctx context.Context, keys []string) error {
+	for len(keys) > 0 {
+		n := min(len(keys), deleteBatchSize)
+		if err := s.deleteKeys(ctx, keys[:n]); err != nil {
+			return err
+		}
+		keys = keys[n:]
 	}
 	return nil
 }

@@ -33,6 +33,7 @@ func newApp() *cli.App {
 			serveCommand(),
 			migrateCommand(),
 			rebuildCommand(),
+			gcCommand(),
 			versionCommand(),
 		},
 	}

@@ -142,3 +142,25 @@ func TestReadMigrationHeader(t *testing.T) {
 		t.Errorf("a migration demanding a future binary: %v", err)
 	}
 }
+
+// TestUpgradeProbeIsNext: the upgradetest build's migration stands in for
+// the next release's, so it must be numbered one above this release's
+// newest. Whoever adds a migration renumbers it; this says so at once
+// instead of a rolling-upgrade test failing on a version gap.
+func TestUpgradeProbeIsNext(t *testing.T) {
+	dir := os.DirFS("upgradetest")
+	entries, err := fs.ReadDir(dir, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Fatalf("upgradetest/ holds %d files, want the one probe migration", len(entries))
+	}
+	m, err := readMigration(dir, entries[0].Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Version != Latest()+1 {
+		t.Errorf("upgradetest/%s has version %d, want %d (newest real migration + 1): renumber it", entries[0].Name(), m.Version, Latest()+1)
+	}
+}

@@ -47,7 +47,7 @@ func lockTags(ctx context.Context, tx pgx.Tx, repo string, tags []string) error 
 	sorted := slices.Clone(tags)
 	slices.Sort(sorted)
 	for _, t := range slices.Compact(sorted) {
-		if err := pglock.XactLock(ctx, tx, pglock.Key(pglock.NamespaceRepository, repo+":"+t), pglock.Exclusive); err != nil {
+		if err := pglock.XactLock(ctx, tx, TagLockKey(repo, t), pglock.Exclusive); err != nil {
 			return err
 		}
 	}
