@@ -27,6 +27,9 @@
 //     multipart upload is aborted, their staged bytes and row deleted.
 //  5. S3 multipart uploads older than the upload TTL that no session owns
 //     (left by replicas killed mid-request, or by sessions already gone).
+//     A request that carries a whole blob under its digest writes at the
+//     blob's address with no session, so the TTL must exceed the longest
+//     single push.
 //  6. Bucket objects of the layout that the index does not know (left by
 //     pushes that failed between their S3 writes and their commit, by a
 //     deletion whose object delete failed, or by tag history links whose
@@ -69,7 +72,11 @@
 //     committed its references the foreign key refuses the deletion. The
 //     pass then redoes the batch one row at a time and keeps that row.
 //
-// There is no third order: the row lock serializes the two.
+// There is no third order: the row lock serializes the two. Because the
+// PUT and the batch delete take their row locks in different orders, they
+// can also wait on each other; the pass's deleting transactions wait for
+// a row lock at most 200 ms, below PostgreSQL's deadlock_timeout, so it is
+// always the pass that gives way, never the push (see removeRows).
 //
 // Objects follow their rows. A blob's data, its links and a manifest's
 // revision link are created, and their rows inserted, only under the

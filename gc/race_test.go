@@ -107,3 +107,52 @@ func TestDeletionHoldsDigestLock(t *testing.T) {
 		"object layer-link app untagged-config", "reference app untagged > untagged-config",
 	})...)
 }
+
+// TestPassGivesWayToPush: a manifest push holds the blob links it names
+// FOR SHARE until it commits, and a pass deleting a batch of links takes
+// their row locks in another order, so the two can wait on each other
+// and PostgreSQL would abort one of them. The pass must be the one to
+// give way: it may not wait on a row a push holds for longer than its
+// lock timeout, it keeps that row, and the push's transaction goes on.
+func TestPassGivesWayToPush(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	held := e.blob("app", "held", "a layer a manifest push is about to name")
+	e.blob("app", "free", "a layer nothing names")
+
+	// What PutManifest does first: lock the links it names FOR SHARE.
+	push, err := e.otherPool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer push.Rollback(ctx)
+	var got string
+	if err := push.QueryRow(ctx, `SELECT l.digest FROM repository_blobs l JOIN repositories r ON r.id = l.repository_id
+		WHERE r.name = 'app' AND l.digest = $1 FOR SHARE OF l`, held.Digest.String()).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+
+	opts := e.opts()
+	opts.Grace = 0
+	e.clock.advance(time.Minute)
+	done := make(chan Summary, 1)
+	go func() { done <- e.pass(opts) }()
+	var s Summary
+	select {
+	case s = <-done:
+	case <-time.After(10 * time.Second):
+		// Let the pass go, so that the test ends.
+		_ = push.Rollback(ctx)
+		<-done
+		t.Fatal("the pass waited for the push's row lock instead of giving way")
+	}
+	e.wantRemoved("a pass while a push holds a link", s,
+		"blob free [data free]", "blob-link app free [layer-link app free]")
+	if err := push.Commit(ctx); err != nil {
+		t.Fatalf("the push's transaction after the pass: %v", err)
+	}
+	// The link stays, still marked: a later pass takes it if nothing
+	// names it by then.
+	e.want("after the pass", "blob-link app held", "mark blob-link app held since t+0s", "blob held",
+		"object data held", "object layer-link app held")
+}

@@ -158,6 +158,15 @@ type rowRemoval[C, R any] struct {
 // the index, and committed first) costs the batch its transaction: it is
 // then done again one row at a time, each in a savepoint, and the refused
 // rows stay.
+//
+// The pass is always the one to give way. A manifest PUT locks the rows
+// it names FOR SHARE in its own order while the batch delete locks them
+// in another, so the two can wait on each other; PostgreSQL would then
+// abort whichever noticed first, possibly the push. The deleting
+// transactions wait at most [rowLockTimeout] for a row, well below
+// PostgreSQL's deadlock_timeout (1 s by default), so the pass gives up
+// first: the batch is redone row by row, and a row still locked stays
+// for a later pass.
 func removeRows[C, R any](ctx context.Context, p *pass, q rowRemoval[C, R], cands []C) ([]R, error) {
 	if len(cands) == 0 {
 		return nil, nil
@@ -172,6 +181,9 @@ func removeRows[C, R any](ctx context.Context, p *pass, q rowRemoval[C, R], cand
 	del := "DELETE FROM " + q.table + " WHERE " + q.where + " RETURNING " + q.returning
 	var out []R
 	err := pgx.BeginFunc(ctx, p.conn, func(tx pgx.Tx) error {
+		if err := yieldToPushes(ctx, tx); err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, del, q.args(cands)...)
 		if err != nil {
 			return err
@@ -179,11 +191,14 @@ func removeRows[C, R any](ctx context.Context, p *pass, q rowRemoval[C, R], cand
 		out, err = pgx.CollectRows(rows, q.scan)
 		return err
 	})
-	if !isFKViolation(err) {
+	if !raced(err) {
 		return out, err
 	}
 	out = nil
 	err = pgx.BeginFunc(ctx, p.conn, func(tx pgx.Tx) error {
+		if err := yieldToPushes(ctx, tx); err != nil {
+			return err
+		}
 		for i := range cands {
 			var got []R
 			err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
@@ -195,7 +210,7 @@ func removeRows[C, R any](ctx context.Context, p *pass, q rowRemoval[C, R], cand
 				return err
 			})
 			switch {
-			case isFKViolation(err):
+			case raced(err):
 			case err != nil:
 				return err
 			default:
@@ -210,8 +225,27 @@ func removeRows[C, R any](ctx context.Context, p *pass, q rowRemoval[C, R], cand
 	return out, nil
 }
 
-// isFKViolation reports a foreign key refusing a delete.
-func isFKViolation(err error) bool {
+// rowLockTimeout is how long a deleting transaction of a pass waits for a
+// row a push holds (see removeRows).
+const rowLockTimeout = 200 * time.Millisecond
+
+// yieldToPushes bounds tx's waits for row locks by rowLockTimeout.
+func yieldToPushes(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", rowLockTimeout.Milliseconds()))
+	return err
+}
+
+// raced reports a deletion that a push got in the way of: a foreign key
+// refusing it (23503), a row lock not granted in time (55P03), or, should
+// PostgreSQL still pick the pass in a deadlock, that (40P01).
+func raced(err error) bool {
 	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "23503"
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "23503", "55P03", "40P01":
+		return true
+	}
+	return false
 }

@@ -105,9 +105,13 @@ var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4
 
 // sweepMultipart aborts the S3 multipart uploads older than the upload
 // TTL that no session owns: those of requests whose replica died before
-// it could abort them, of sessions that are gone, and of blob copies
-// (above 5 GiB) that died half-way. It runs after sweepUploads, whose
-// aborted uploads are then no longer listed.
+// it could abort them (including whole-blob requests, which write at the
+// blob's own address), of sessions that are gone, and of blob copies
+// (above 5 GiB) that died half-way. Only age tells a whole-blob request
+// in flight from a dead one: one that streams for longer than the TTL
+// loses its upload and fails, so the TTL must exceed the longest push.
+// It runs after sweepUploads, whose aborted uploads are then no longer
+// listed.
 func (p *pass) sweepMultipart(ctx context.Context) error {
 	var cands []s3store.UploadInfo
 	for _, prefix := range []string{p.layout.BlobsPrefix(), p.layout.RepositoriesPrefix()} {
