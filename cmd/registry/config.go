@@ -140,5 +140,7 @@ func openS3(ctx context.Context, c *cli.Context) (*s3store.Store, error) {
 		Bucket:    c.String("s3-bucket"),
 		PathStyle: c.Bool("s3-path-style"),
 		Root:      strings.Trim(c.String("s3-prefix"), "/"),
+		// Only serve has the flag; elsewhere it reads as "".
+		PublicEndpoint: c.String("s3-public-endpoint"),
 	})
 }

@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -217,43 +216,7 @@ func TestAdoptDistributionBucket(t *testing.T) {
 // driver on the bucket, under the root directory "distribution".
 func startDistribution(t *testing.T, bin, dir, addr string, s3 testenv.S3Config) {
 	t.Helper()
-	config := fmt.Sprintf(`version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  s3:
-    accesskey: %s
-    secretkey: %s
-    region: %s
-    regionendpoint: %s
-    bucket: %s
-    forcepathstyle: true
-    rootdirectory: /distribution
-  delete:
-    enabled: true
-  redirect:
-    disable: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: %s
-  secret: adoption-test
-`, s3.AccessKey, s3.SecretKey, s3.Region, s3.Endpoint, s3.Bucket, addr)
-	path := filepath.Join(dir, "distribution.yml")
-	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", path)
-	// distribution reads REGISTRY_* variables as configuration.
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "REGISTRY_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "OTEL_TRACES_EXPORTER=none")
+	cmd := testenv.DistributionCommand(t, bin, dir, addr, "distribution", s3, os.Environ())
 	startWaitReady(t, cmd, addr, "distribution")
 }
 

@@ -37,9 +37,16 @@ func serveCommand() *cli.Command {
 			Usage: "fail a request whose body sends nothing for this long, freeing the upload session it holds"},
 		&cli.IntFlag{Name: "upload-conns", Value: defaultUploadConns, EnvVars: []string{"REGISTRY_UPLOAD_CONNS"},
 			Usage: "PostgreSQL connections for uploads in flight (each holds one while its body streams), apart from the main pool"},
+		&cli.IntFlag{Name: "memory-limit", EnvVars: []string{"REGISTRY_MEMORY_LIMIT"},
+			Usage: "fixed soft memory limit of the Go runtime in MiB (0: 48 + 8 per upload in flight); GOMEMLIMIT, when set, wins"},
+		&cli.BoolFlag{Name: "s3-redirect", EnvVars: []string{"REGISTRY_S3_REDIRECT"},
+			Usage: "answer blob GETs with a redirect to a presigned S3 URL instead of streaming the bytes"},
+		&cli.StringFlag{Name: "s3-public-endpoint", EnvVars: []string{"REGISTRY_S3_PUBLIC_ENDPOINT"},
+			Usage: "S3 base URL as clients reach it, for presigned redirects; default --s3-endpoint"},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, EnvVars: []string{"REGISTRY_SHUTDOWN_TIMEOUT"},
 			Usage: "after the drain delay, how long in-flight requests may take to finish"},
 	}
+	flags = append(flags, gcServeFlags()...)
 	flags = append(flags, databaseFlags()...)
 	flags = append(flags, s3Flags()...)
 	return &cli.Command{
@@ -52,6 +59,10 @@ func serveCommand() *cli.Command {
 
 func serve(c *cli.Context) error {
 	log, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	streaming, err := memoryLimit(c.Int("memory-limit"), log)
 	if err != nil {
 		return err
 	}
@@ -84,10 +95,19 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	defer streamPool.Close()
-	st, err := store.New(pool, s3, store.Config{AutoMount: c.Bool("auto-mount"), StreamDB: streamPool})
+	st, err := store.New(pool, s3, store.Config{
+		AutoMount: c.Bool("auto-mount"), StreamDB: streamPool, Redirect: c.Bool("s3-redirect"),
+		Streaming: streaming,
+	})
 	if err != nil {
 		return err
 	}
+	stopGC, err := startGC(ctx, c, pool, s3, log)
+	if err != nil {
+		return err
+	}
+	// Before the pools close: a pass in progress is cancelled and waited for.
+	defer stopGC()
 	api := httpapi.New(httpapi.Options{
 		Store: st, Logger: log, AutoMount: c.Bool("auto-mount"),
 		BodyIdleTimeout: c.Duration("body-idle-timeout"),
@@ -106,6 +126,7 @@ func serve(c *cli.Context) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info().Str("listen", ln.Addr().String()).Str("version", version).Msg("serving")
+	notifyReady(log)
 
 	select {
 	case err := <-served:
@@ -115,6 +136,7 @@ func serve(c *cli.Context) error {
 	// Drain: fail readiness first so balancers move traffic away while we
 	// still answer, then stop accepting and let in-flight requests finish.
 	api.SetDraining(true)
+	notifyStopping(log)
 	log.Info().Dur("drain_delay", c.Duration("drain-delay")).Msg("draining")
 	time.Sleep(c.Duration("drain-delay"))
 	sctx, cancel := context.WithTimeout(context.Background(), c.Duration("shutdown-timeout"))

@@ -45,6 +45,19 @@ func (s *Store) OpenBlob(ctx context.Context, repo string, d digest.Digest, offs
 	return rc, err
 }
 
+// BlobURL presigns a GET of d's object when Config.Redirect is on. The
+// handler has already checked with StatBlob that repo holds d.
+func (s *Store) BlobURL(ctx context.Context, repo string, d digest.Digest) (string, bool, error) {
+	if !s.cfg.Redirect {
+		return "", false, nil
+	}
+	u, err := s.s3.PresignGet(ctx, s.layout.BlobData(d), RedirectExpiry)
+	if err != nil {
+		return "", false, err
+	}
+	return u, true, nil
+}
+
 // DeleteBlob removes repo's link to d. The foreign key from manifest
 // references refuses while a manifest of repo still needs the blob.
 func (s *Store) DeleteBlob(ctx context.Context, repo string, d digest.Digest) error {

@@ -27,9 +27,25 @@ func newUploadHash() *uploadHash {
 }
 
 func (h *uploadHash) Write(p []byte) (int, error) {
-	h.sha256.Write(p)
-	h.sha512.Write(p)
+	if h.sha256 != nil {
+		h.sha256.Write(p)
+	}
+	if h.sha512 != nil {
+		h.sha512.Write(p)
+	}
 	return len(p), nil
+}
+
+// keepOnly stops hashing in the algorithms other than alg, once the
+// client has named the digest: sha512 costs more than twice sha256, and a
+// blob pushed as sha256 need never pay it. A hash that has dropped one
+// cannot be marshaled; only requests that finish the upload use it.
+func (h *uploadHash) keepOnly(alg digest.Algorithm) {
+	if alg == digest.SHA512 {
+		h.sha256 = nil
+	} else {
+		h.sha512 = nil
+	}
 }
 
 // digest returns the digest of what was written in d's algorithm.

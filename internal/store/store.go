@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -38,7 +39,17 @@ type Config struct {
 	// slow uploads can never starve manifest reads, tag writes or the
 	// readiness probe of connections. Nil means the main pool.
 	StreamDB *pgxpool.Pool
+	// Redirect answers blob GETs with a presigned S3 URL valid for
+	// [RedirectExpiry] instead of streaming the bytes through the replica.
+	Redirect bool
+	// Streaming, when set, is told +1 as a request begins streaming an
+	// upload body and -1 as it ends, so that the caller can size memory to
+	// the uploads in flight.
+	Streaming func(delta int)
 }
+
+// RedirectExpiry is how long a presigned blob URL stays valid.
+const RedirectExpiry = 20 * time.Minute
 
 // Store is the registry's storage: S3 for bytes, PostgreSQL for the index.
 type Store struct {
@@ -50,7 +61,10 @@ type Store struct {
 	cfg      Config
 }
 
-var _ registry.Store = (*Store)(nil)
+var (
+	_ registry.Store          = (*Store)(nil)
+	_ registry.BlobRedirector = (*Store)(nil)
+)
 
 // New returns a Store over db and s3.
 func New(db *pgxpool.Pool, s3 *s3store.Store, cfg Config) (*Store, error) {
@@ -87,6 +101,10 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 // inStreamTx is inTx for a transaction held open while a request body
 // streams; it draws on the stream pool.
 func (s *Store) inStreamTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	if s.cfg.Streaming != nil {
+		s.cfg.Streaming(1)
+		defer s.cfg.Streaming(-1)
+	}
 	return dbErr(pgx.BeginFunc(ctx, s.streamDB, fn))
 }
 

@@ -274,11 +274,17 @@ func (s *Store) CommitUpload(ctx context.Context, repo, id string, start int64, 
 			return registry.ErrRangeInvalid.WithMessage("chunk starts at %d, upload is at %d", start, u.size)
 		}
 		key := s.layout.UploadData(repo, id)
+		if u.size == 0 {
+			// The whole blob comes in this request under a digest known
+			// from its start: write it straight to its address.
+			key = s.layout.BlobData(d)
+		}
 		defer func(had bool) {
 			if err != nil {
 				s.abandon(ctx, key, u, had)
 			}
 		}(u.multipartID != "")
+		u.hash.keepOnly(d.Algorithm())
 		if err := s.appendBody(ctx, key, u, body, -1); err != nil {
 			return err
 		}
@@ -302,6 +308,15 @@ func (s *Store) CommitUpload(ctx context.Context, repo, id string, start int64, 
 // commitBlob moves a verified upload to its content address and links it
 // into repo, under the digest's lock so a concurrent commit or deletion of
 // the same digest cannot interleave.
+//
+// key is where the upload's multipart upload was begun: the session's
+// data key, or the blob's own address when one request carried the whole
+// blob with its digest. In the second case completing the multipart
+// upload is the only write: a multipart upload is invisible until it is
+// completed, and it is completed only here, once the bytes are verified
+// and the digest's lock is held, so no reader and no garbage collection
+// pass ever sees a part of it. It saves the copy and the delete, which
+// cost an S3 server as much as the upload itself.
 func (s *Store) commitBlob(ctx context.Context, tx pgx.Tx, repo, key string, u *uploadRow, d digest.Digest) error {
 	if err := lockDigest(ctx, tx, d); err != nil {
 		return err
@@ -334,8 +349,10 @@ func (s *Store) commitBlob(ctx context.Context, tx pgx.Tx, repo, key string, u *
 			if err := s.s3.AbortMultipart(ctx, key, u.multipartID); err != nil {
 				return err
 			}
-			if err := s.s3.Delete(ctx, key); err != nil && !errors.Is(err, s3store.ErrNotFound) {
-				return err
+			if key != dst {
+				if err := s.s3.Delete(ctx, key); err != nil && !errors.Is(err, s3store.ErrNotFound) {
+					return err
+				}
 			}
 		}
 	case u.multipartID == "":
@@ -357,11 +374,13 @@ func (s *Store) commitBlob(ctx context.Context, tx pgx.Tx, repo, key string, u *
 		if err := s.s3.CompleteMultipart(ctx, key, u.multipartID, parts); err != nil {
 			return err
 		}
-		if err := s.s3.Copy(ctx, key, dst, u.size); err != nil {
-			return err
-		}
-		if err := s.s3.Delete(ctx, key); err != nil {
-			return err
+		if key != dst {
+			if err := s.s3.Copy(ctx, key, dst, u.size); err != nil {
+				return err
+			}
+			if err := s.s3.Delete(ctx, key); err != nil {
+				return err
+			}
 		}
 	}
 	if err := s.s3.PutBytes(ctx, s.layout.LayerLink(repo, d), []byte(d.String())); err != nil {
@@ -398,8 +417,9 @@ func (s *Store) CancelUpload(ctx context.Context, repo, id string) error {
 // written at the blob's address.
 func (s *Store) PutBlob(ctx context.Context, repo string, d digest.Digest, size int64, body io.Reader) (registry.BlobInfo, error) {
 	id := newUploadID()
-	key := s.layout.UploadData(repo, id)
+	key := s.layout.BlobData(d) // see commitBlob
 	u := &uploadRow{id: id, hash: newUploadHash()}
+	u.hash.keepOnly(d.Algorithm())
 	var info registry.BlobInfo
 	err := s.inStreamTx(ctx, func(tx pgx.Tx) (err error) {
 		defer func() {

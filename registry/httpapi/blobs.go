@@ -9,9 +9,15 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/ha-registry/ha-registry/registry"
 )
+
+// copyBuffers hold the buffers blobs stream through. At 256 KiB rather
+// than io.Copy's 32 KiB, a streamed pull makes an eighth of the read and
+// write system calls, which is where its CPU goes.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // getBlob serves a blob, whole or a byte range, or redirects to where the
 // client can fetch it itself.
@@ -74,7 +80,9 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, req request) er
 		status = http.StatusPartialContent
 	}
 	w.WriteHeader(status)
-	if _, err := io.Copy(w, body); err != nil {
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	if _, err := io.CopyBuffer(w, body, *buf); err != nil {
 		return fmt.Errorf("streaming blob %s: %w", req.digest, err)
 	}
 	return nil
