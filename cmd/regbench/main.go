@@ -117,6 +117,9 @@ func run() error {
 
 // selectWorkloads resolves the -workloads list.
 func selectWorkloads(list string, registry, s3 bool) ([]regbench.Workload, error) {
+	if !registry && !s3 {
+		return nil, errors.New("nothing to measure: give -registry, -s3-endpoint or both")
+	}
 	var out []regbench.Workload
 	if list == "all" {
 		for _, w := range regbench.Workloads {

@@ -43,6 +43,9 @@ func TestSelectWorkloads(t *testing.T) {
 	if _, err := selectWorkloads("s3-get", true, false); err == nil {
 		t.Error("s3-get selected without -s3-endpoint")
 	}
+	if _, err := selectWorkloads("all", false, false); err == nil {
+		t.Error("neither a registry nor S3 was accepted")
+	}
 	if _, err := selectWorkloads("nope", true, true); err == nil {
 		t.Error("an unknown workload was accepted")
 	}

@@ -4,6 +4,7 @@
 package regbench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -173,7 +174,7 @@ func (t *Target) pushBytes(ctx context.Context, repo string, content []byte) (di
 	}
 	_, _, err = t.do(ctx, request{method: http.MethodPut, path: withQuery(loc, "digest", d.String()),
 		header: map[string]string{"Content-Type": "application/octet-stream"},
-		body:   strings.NewReader(string(content)), length: int64(len(content)), want: http.StatusCreated})
+		body:   bytes.NewReader(content), length: int64(len(content)), want: http.StatusCreated})
 	return d, err
 }
 
@@ -181,7 +182,7 @@ func (t *Target) pushBytes(ctx context.Context, repo string, content []byte) (di
 func (t *Target) putManifest(ctx context.Context, repo, ref, mediaType string, content []byte) error {
 	_, _, err := t.do(ctx, request{method: http.MethodPut, path: "/v2/" + repo + "/manifests/" + ref,
 		header: map[string]string{"Content-Type": mediaType},
-		body:   strings.NewReader(string(content)), length: int64(len(content)), want: http.StatusCreated})
+		body:   bytes.NewReader(content), length: int64(len(content)), want: http.StatusCreated})
 	return err
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -211,12 +212,7 @@ func machine() string {
 		}
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
-	return fmt.Sprintf("%s, %d CPUs, load average at start %s", model, numCPU(), strings.Join(strings.Fields(string(load))[:3], " "))
-}
-
-func numCPU() int {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	return strings.Count(string(b), "processor\t:")
+	return fmt.Sprintf("%s, %d CPUs, load average at start %s", model, runtime.NumCPU(), strings.Join(strings.Fields(string(load))[:3], " "))
 }
 
 // compareEnv is the servers the comparison runs: PostgreSQL, the S3

@@ -90,8 +90,9 @@ func (b *blob) section(off, length int64) *io.SectionReader {
 	return io.NewSectionReader(b, off, length)
 }
 
-// bytesOf copies length bytes of b from off (for S3 parts, which the
-// client wants in memory).
+// bytesOf returns length bytes of b from off in memory, as S3 parts want
+// them: a slice of the shared bytes when the range lies within them, else
+// a copy.
 func (b *blob) bytesOf(off, length int64) []byte {
 	if off+length <= int64(len(b.common)) {
 		return b.common[off : off+length]

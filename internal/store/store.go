@@ -42,9 +42,9 @@ type Config struct {
 	// Redirect answers blob GETs with a presigned S3 URL valid for
 	// [RedirectExpiry] instead of streaming the bytes through the replica.
 	Redirect bool
-	// Streaming, when set, is told +1 as a request begins streaming an
-	// upload body and -1 as it ends, so that the caller can size memory to
-	// the uploads in flight.
+	// Streaming, when set, is told +1 as an upload request with a body
+	// begins (before it waits for a StreamDB connection) and -1 as it
+	// ends, so that the caller can size memory to the uploads in flight.
 	Streaming func(delta int)
 }
 
