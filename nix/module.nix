@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: EUPL-1.2
 #
 # services.ha-registry: one replica of ha-registry (`registry serve`) on a
-# NixOS host, plus timers for its maintenance jobs (`registry gc`, and
-# later the policy jobs). Run it on two or more hosts with the same
-# database and bucket behind a load balancer; every replica is alike.
+# NixOS host, its policy file (quotas and retention), and timers for its
+# maintenance jobs (`registry gc`, `registry retention apply`). Run it on
+# two or more hosts with the same database and bucket behind a load
+# balancer; every replica is alike.
 #
 # The flake's nixosModules.default imports this file and sets `package`
 # to the flake's build.
@@ -33,6 +34,21 @@ let
 
   privilegedPort = cfg.port < 1024;
 
+  policyFormat = pkgs.formats.yaml { };
+  hasPolicy = cfg.policy != { };
+  policyYaml = policyFormat.generate "ha-registry-policy.yaml" cfg.policy;
+
+  # The rendered policy is read through a fixed path in /etc, not its store
+  # path: REGISTRY_POLICY_FILE then stays the same when only the policy
+  # changes, so the unit is reloaded (SIGHUP, below) rather than restarted.
+  policyFile =
+    if cfg.policyFile != null then
+      cfg.policyFile
+    else if hasPolicy then
+      "/etc/ha-registry/policy.yaml"
+    else
+      null;
+
   # Every subcommand reads its flags from these variables, and ignores
   # those it has no flag for, so serve and the jobs share one environment.
   environment = lib.filterAttrs (_: value: value != null) {
@@ -48,6 +64,9 @@ let
     REGISTRY_S3_REGION = cfg.s3.region;
     REGISTRY_S3_PATH_STYLE = lib.boolToString cfg.s3.pathStyle;
     REGISTRY_S3_PREFIX = cfg.s3.prefix;
+    # serve, `registry quota` and `registry retention` read the same file.
+    REGISTRY_POLICY_FILE = policyFile;
+    REGISTRY_RETENTION_INTERVAL = cfg.retentionInterval;
   } // cfg.environment;
 
   # The registry keeps no state on the host: it needs the network, its
@@ -269,6 +288,79 @@ in
       description = "More environment variables for serve and the jobs: any setting of README.md's configuration table.";
     };
 
+    policy = mkOption {
+      type = policyFormat.type;
+      default = { };
+      example = {
+        quotas = [
+          {
+            match = "team-a/";
+            maxBytes = "500GiB";
+            maxTags = 10000;
+          }
+          {
+            match = "ci/scratch";
+            maxTags = 1000;
+          }
+        ];
+        retention = [
+          {
+            repositories = "ci/**";
+            keepTags = [
+              { pattern = "^(main|release-.*)$"; }
+              { mostRecentlyPushed = 20; }
+              { pulledWithin = "720h"; }
+            ];
+            deleteUntagged = true;
+            untaggedGrace = "48h";
+          }
+          {
+            repositories = "team-a/**";
+            keepTags = [ { pushedWithin = "2160h"; } ];
+          }
+        ];
+      };
+      description = ''
+        The policy file (REGISTRY_POLICY_FILE), as Nix: `quotas` (each a
+        `match`, a namespace ending in `/` or one repository, with
+        `maxBytes` and/or `maxTags`) and `retention` (the first rule whose
+        `repositories` glob matches applies: `keepTags` entries of
+        `pattern`, `mostRecentlyPushed`, `pulledWithin` or `pushedWithin`,
+        and `deleteUntagged` after `untaggedGrace`). It is linked at
+        /etc/ha-registry/policy.yaml; a change reloads serve (SIGHUP)
+        instead of restarting it. A file with errors is refused whole and
+        the previous policy stays in force: look for "policy file refused"
+        in the journal. `{ }` sets no policy file.
+      '';
+    };
+
+    policyFile = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      example = "/etc/registry/policy.yaml";
+      description = ''
+        A policy file kept outside this configuration, instead of `policy`.
+        Give it as a string: it stays out of the Nix store and its path
+        never changes, so after editing it `systemctl reload ha-registry`
+        makes serve re-read it. (A Nix path is copied into the store, and a
+        change to it restarts serve.) The service's dynamic user must be
+        able to read it: world-readable, and not under /home (ProtectHome).
+      '';
+    };
+
+    retentionInterval = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "6h";
+      description = ''
+        How often serve applies the policy's retention rules
+        (REGISTRY_RETENTION_INTERVAL), as a Go duration; `null` leaves it
+        unset, which is never. Set it on every replica: one at a time runs
+        retention, the others skip while it holds the cluster-wide lock.
+        A timer does the same: `jobs.retention.args = [ "retention" "apply" ]`.
+      '';
+    };
+
     gc = {
       enable = mkEnableOption "a timer that runs `registry gc` (one runner at a time across the cluster: on the other replicas the pass skips)";
       startAt = mkOption {
@@ -308,12 +400,21 @@ in
   };
 
   config = mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = !(hasPolicy && cfg.policyFile != null);
+        message = "services.ha-registry: set `policy` or `policyFile`, not both.";
+      }
+    ];
+
     services.ha-registry.jobs.gc = mkIf cfg.gc.enable {
       args = [ "gc" ] ++ cfg.gc.extraArgs;
       inherit (cfg.gc) startAt;
     };
 
     environment.systemPackages = [ adminCommand ];
+
+    environment.etc = mkIf hasPolicy { "ha-registry/policy.yaml".source = policyYaml; };
 
     networking.firewall.allowedTCPPorts = lib.optionals cfg.openFirewall [ cfg.port ];
 
@@ -325,6 +426,9 @@ in
           wants = dependencies;
           after = dependencies;
           inherit environment;
+          # A new policy is applied by a reload, not a restart: no request
+          # is cut and no replica drains for a change of quotas.
+          reloadTriggers = lib.optional hasPolicy policyYaml;
           # A replica that cannot reach PostgreSQL or S3 at boot exits; it
           # is tried again until they answer.
           startLimitIntervalSec = 0;
@@ -332,6 +436,10 @@ in
             # READY=1 once migrated and listening, STOPPING=1 when draining.
             Type = "notify";
             ExecStart = "${lib.getExe' cfg.package "registry"} serve";
+            # serve re-reads its policy file on SIGHUP. systemd reloads only
+            # an active unit, after READY=1, and serve catches SIGHUP from
+            # before then, so a reload never kills it.
+            ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
             EnvironmentFile = environmentFiles;
             Restart = "on-failure";
             RestartSec = "5s";

@@ -34,6 +34,9 @@ const (
 	// NamespaceRebuild makes registry rebuild-db one at a time across the
 	// cluster.
 	NamespaceRebuild Namespace = 5
+	// NamespaceQuota serializes the pushes under one quota's match, so
+	// that together they cannot pass its limit.
+	NamespaceQuota Namespace = 6
 )
 
 // Key derives the advisory lock key of name in namespace ns.

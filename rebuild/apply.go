@@ -28,6 +28,12 @@ func insertMissing(ctx context.Context, conn *pgx.Conn, c *Changes) error {
 			}
 			*in.count += tag.RowsAffected()
 		}
+		// Quota figures are kept by pushes, which these rows bypass: drop
+		// them, so that the next push or `registry quota recompute`
+		// computes them from the index again.
+		if _, err := tx.Exec(ctx, `DELETE FROM quota_usage`); err != nil {
+			return fmt.Errorf("dropping quota figures: %w", err)
+		}
 		return nil
 	})
 }

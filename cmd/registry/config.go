@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ha-registry/ha-registry/internal/pgmetrics"
+	"github.com/ha-registry/ha-registry/internal/schema"
 	"github.com/ha-registry/ha-registry/s3store"
 )
 
@@ -143,4 +144,19 @@ func openS3(ctx context.Context, c *cli.Context) (*s3store.Store, error) {
 		// Only serve has the flag; elsewhere it reads as "".
 		PublicEndpoint: c.String("s3-public-endpoint"),
 	})
+}
+
+// openMigrated opens the database for a maintenance subcommand, which
+// must not run on a schema other than the one this binary was built for;
+// the caller closes the pool.
+func openMigrated(ctx context.Context, c *cli.Context) (*pgxpool.Pool, error) {
+	pool, err := openDatabase(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if err := schema.Check(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
 }

@@ -7,16 +7,13 @@ import (
 	"context"
 	"fmt"
 	"os/signal"
-	"sync"
 	"syscall"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
 	"github.com/ha-registry/ha-registry/gc"
-	"github.com/ha-registry/ha-registry/internal/schema"
 	"github.com/ha-registry/ha-registry/s3store"
 )
 
@@ -68,14 +65,11 @@ func collectGarbage(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	pool, err := openDatabase(ctx, c)
+	pool, err := openMigrated(ctx, c)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := schema.Check(ctx, pool); err != nil {
-		return err
-	}
 	s3, err := openS3(ctx, c)
 	if err != nil {
 		return err
@@ -119,29 +113,17 @@ func startGC(ctx context.Context, c *cli.Context, pool *pgxpool.Pool, s3 *s3stor
 	if !(opts.DutyCycle > 0 && opts.DutyCycle <= 1) {
 		return nil, fmt.Errorf("--gc-duty-cycle must be above 0 and at most 1, not %v", opts.DutyCycle)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			s, err := gc.Run(ctx, opts)
-			switch {
-			case ctx.Err() != nil:
-				return
-			case err != nil:
-				log.Error().Err(err).Int("removed", len(s.Removed)).Msg("garbage collection pass failed")
-			default:
-				s.Log(log)
-			}
+	stop := runEvery(ctx, interval, func(ctx context.Context) {
+		s, err := gc.Run(ctx, opts)
+		switch {
+		case ctx.Err() != nil:
+		case err != nil:
+			log.Error().Err(err).Int("removed", len(s.Removed)).Msg("garbage collection pass failed")
+		default:
+			s.Log(log)
 		}
 	})
 	log.Info().Dur("interval", interval).Dur("grace", opts.Grace).Dur("upload_ttl", opts.UploadTTL).
 		Bool("delete_untagged", opts.DeleteUntagged).Msg("periodic garbage collection on")
-	return func() { cancel(); wg.Wait() }, nil
+	return stop, nil
 }

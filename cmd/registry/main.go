@@ -34,6 +34,8 @@ func newApp() *cli.App {
 			migrateCommand(),
 			rebuildCommand(),
 			gcCommand(),
+			quotaCommand(),
+			retentionCommand(),
 			versionCommand(),
 		},
 	}

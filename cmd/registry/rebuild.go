@@ -15,7 +15,6 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
-	"github.com/ha-registry/ha-registry/internal/schema"
 	"github.com/ha-registry/ha-registry/rebuild"
 )
 
@@ -60,14 +59,11 @@ func rebuildDB(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	pool, err := openDatabase(ctx, c)
+	pool, err := openMigrated(ctx, c)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := schema.Check(ctx, pool); err != nil {
-		return err
-	}
 	s3, err := openS3(ctx, c)
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ha-registry/ha-registry/internal/schema"
 	"github.com/ha-registry/ha-registry/internal/store"
+	"github.com/ha-registry/ha-registry/policy"
 	"github.com/ha-registry/ha-registry/registry/httpapi"
 )
 
@@ -43,6 +44,11 @@ func serveCommand() *cli.Command {
 			Usage: "answer blob GETs with a redirect to a presigned S3 URL instead of streaming the bytes"},
 		&cli.StringFlag{Name: "s3-public-endpoint", EnvVars: []string{"REGISTRY_S3_PUBLIC_ENDPOINT"},
 			Usage: "S3 base URL as clients reach it, for presigned redirects; default --s3-endpoint"},
+		policyFlag(false),
+		&cli.DurationFlag{Name: "retention-interval", EnvVars: []string{"REGISTRY_RETENTION_INTERVAL"},
+			Usage: "apply the policy file's retention rules this often (0: never); one replica at a time runs it"},
+		&cli.DurationFlag{Name: "pull-stats-interval", Value: 30 * time.Second, EnvVars: []string{"REGISTRY_PULL_STATS_INTERVAL"},
+			Usage: "how often a replica writes the manifest pulls it served, in one batch, for retention's pulledWithin"},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, EnvVars: []string{"REGISTRY_SHUTDOWN_TIMEOUT"},
 			Usage: "after the drain delay, how long in-flight requests may take to finish"},
 	}
@@ -86,6 +92,18 @@ func serve(c *cli.Context) error {
 	if err := schema.Check(ctx, pool); err != nil {
 		return err
 	}
+	pol, err := loadPolicy(c)
+	if err != nil {
+		return err
+	}
+	if c.Duration("pull-stats-interval") <= 0 {
+		return fmt.Errorf("--pull-stats-interval must be above zero, not %s", c.Duration("pull-stats-interval"))
+	}
+	cur := policy.NewCurrent(pol)
+	if path := c.String("policy-file"); path != "" {
+		logPolicy(log, "policy loaded", path, pol)
+	}
+	reloadPolicyOnHUP(ctx, c.String("policy-file"), cur, log)
 	s3, err := openS3(ctx, c)
 	if err != nil {
 		return err
@@ -97,11 +115,19 @@ func serve(c *cli.Context) error {
 	defer streamPool.Close()
 	st, err := store.New(pool, s3, store.Config{
 		AutoMount: c.Bool("auto-mount"), StreamDB: streamPool, Redirect: c.Bool("s3-redirect"),
-		Streaming: streaming,
+		Streaming: streaming, Quotas: cur.QuotasFor, RecordPulls: true,
 	})
 	if err != nil {
 		return err
 	}
+	// Deferred before the pools close, and not stopped by the signal: the
+	// pulls served while draining are written too.
+	defer startPullFlush(context.WithoutCancel(ctx), c.Duration("pull-stats-interval"), st, log)()
+	stopRetention, err := startRetention(ctx, c.Duration("retention-interval"), pool, st, cur, log)
+	if err != nil {
+		return err
+	}
+	defer stopRetention()
 	stopGC, err := startGC(ctx, c, pool, s3, log)
 	if err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/rs/zerolog"
 
+	"github.com/ha-registry/ha-registry/internal/store"
 	"github.com/ha-registry/ha-registry/internal/testenv"
 	"github.com/ha-registry/ha-registry/rebuild"
 )
@@ -203,7 +204,7 @@ func checkPulls(t *testing.T, s *Stack, p pushed) {
 func TestRebuildAfterLosingTheDatabase(t *testing.T) {
 	ctx := context.Background()
 	dbURL, s3cfg := testenv.Postgres(t), testenv.S3(t)
-	s := start(t, dbURL, s3cfg)
+	s := start(t, dbURL, s3cfg, store.Config{AutoMount: true})
 	p := pushCorpus(t, s)
 	checkPulls(t, s, p)
 	wantAPI := apiDump(t, s, p)
@@ -217,7 +218,7 @@ func TestRebuildAfterLosingTheDatabase(t *testing.T) {
 
 	s.DB.Close()
 	recreateDatabase(t, dbURL)
-	s2 := start(t, dbURL, s3cfg) // migrates the new, empty database
+	s2 := start(t, dbURL, s3cfg, store.Config{AutoMount: true}) // migrates the new, empty database
 	if got, _ := rebuild.Dump(ctx, s2.DB); got != "" {
 		t.Fatalf("the recreated database is not empty:\n%s", got)
 	}

@@ -32,23 +32,31 @@ type Stack struct {
 
 	dbURL string
 	s3cfg testenv.S3Config
+	cfg   store.Config
 }
 
 // Start brings up a migrated database, a bucket and a registry serving
 // them on a free loopback port, all torn down when t ends.
 func Start(t testing.TB) *Stack {
 	t.Helper()
-	return start(t, testenv.Postgres(t), testenv.S3(t))
+	return start(t, testenv.Postgres(t), testenv.S3(t), store.Config{AutoMount: true})
+}
+
+// StartWith is [Start] with the store configured by cfg; the stack's
+// replicas share it.
+func StartWith(t testing.TB, cfg store.Config) *Stack {
+	t.Helper()
+	return start(t, testenv.Postgres(t), testenv.S3(t), cfg)
 }
 
 // Replica starts another replica serving the same database and bucket as
 // s, with its own connections, as a second process would.
 func (s *Stack) Replica(t testing.TB) *Stack {
 	t.Helper()
-	return start(t, s.dbURL, s.s3cfg)
+	return start(t, s.dbURL, s.s3cfg, s.cfg)
 }
 
-func start(t testing.TB, dbURL string, cfg testenv.S3Config) *Stack {
+func start(t testing.TB, dbURL string, cfg testenv.S3Config, stcfg store.Config) *Stack {
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, dbURL)
 	if err != nil {
@@ -65,7 +73,7 @@ func start(t testing.TB, dbURL string, cfg testenv.S3Config) *Stack {
 	if err != nil {
 		t.Fatalf("s3store: %v", err)
 	}
-	st, err := store.New(pool, s3, store.Config{AutoMount: true})
+	st, err := store.New(pool, s3, stcfg)
 	if err != nil {
 		t.Fatalf("store: %v", err)
 	}
@@ -78,7 +86,7 @@ func start(t testing.TB, dbURL string, cfg testenv.S3Config) *Stack {
 		t.Fatalf("listen: %v", err)
 	}
 	srv := &http.Server{
-		Handler:           httpapi.New(httpapi.Options{Store: st, Logger: log, AutoMount: true}),
+		Handler:           httpapi.New(httpapi.Options{Store: st, Logger: log, AutoMount: stcfg.AutoMount}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go func() {
@@ -91,5 +99,5 @@ func start(t testing.TB, dbURL string, cfg testenv.S3Config) *Stack {
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return &Stack{Addr: ln.Addr().String(), DB: pool, S3: s3, Store: st, dbURL: dbURL, s3cfg: cfg}
+	return &Stack{Addr: ln.Addr().String(), DB: pool, S3: s3, Store: st, dbURL: dbURL, s3cfg: cfg, cfg: stcfg}
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/opencontainers/go-digest"
@@ -37,6 +38,9 @@ func (s *Store) GetManifest(ctx context.Context, repo, tag string, d digest.Dige
 		return m, dbErr(err)
 	}
 	m.Digest = digest.Digest(dg)
+	if s.pulls != nil {
+		s.pulls.record(repo, dg, time.Now())
+	}
 	return m, nil
 }
 
@@ -93,6 +97,11 @@ func (s *Store) PutManifest(ctx context.Context, p registry.ManifestPut) (*regis
 			return err
 		}
 		if err := lockDigest(ctx, tx, p.Digest); err != nil {
+			return err
+		}
+		if err := s.checkManifestQuotas(ctx, tx, p.Repo, manifestPush{
+			repoID: repoID, digest: d, size: int64(len(p.Content)), blobs: blobs, tags: p.Tags,
+		}); err != nil {
 			return err
 		}
 

@@ -17,6 +17,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ha-registry/ha-registry/pglock"
+	"github.com/ha-registry/ha-registry/policy"
 	"github.com/ha-registry/ha-registry/registry"
 	"github.com/ha-registry/ha-registry/s3store"
 )
@@ -46,6 +47,13 @@ type Config struct {
 	// begins (before it waits for a StreamDB connection) and -1 as it
 	// ends, so that the caller can size memory to the uploads in flight.
 	Streaming func(delta int)
+	// Quotas returns the quotas a repository is bound by (nil: none); it
+	// is asked on every upload start and manifest push, so a reloaded
+	// policy applies at once.
+	Quotas func(repo string) []policy.Quota
+	// RecordPulls keeps the time of each manifest pull in memory until
+	// [Store.FlushPulls] writes them, for retention's pulledWithin rule.
+	RecordPulls bool
 }
 
 // RedirectExpiry is how long a presigned blob URL stays valid.
@@ -59,6 +67,7 @@ type Store struct {
 	layout   s3store.Layout
 	partSize int
 	cfg      Config
+	pulls    *pullLog
 }
 
 var (
@@ -78,7 +87,11 @@ func New(db *pgxpool.Pool, s3 *s3store.Store, cfg Config) (*Store, error) {
 	if streamDB == nil {
 		streamDB = db
 	}
-	return &Store{db: db, streamDB: streamDB, s3: s3, layout: s3.Layout(), partSize: cfg.PartSize, cfg: cfg}, nil
+	st := &Store{db: db, streamDB: streamDB, s3: s3, layout: s3.Layout(), partSize: cfg.PartSize, cfg: cfg}
+	if cfg.RecordPulls {
+		st.pulls = newPullLog()
+	}
+	return st, nil
 }
 
 // Ready reports whether PostgreSQL and S3 both answer.

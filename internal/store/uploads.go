@@ -66,6 +66,9 @@ func (s *Store) StartUpload(ctx context.Context, repo string) (registry.UploadSe
 	if err != nil {
 		return registry.UploadSession{}, err
 	}
+	if err := s.checkUploadQuota(ctx, repo); err != nil {
+		return registry.UploadSession{}, err
+	}
 	id := newUploadID()
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		repoID, err := ensureRepository(ctx, tx, repo)
@@ -416,6 +419,9 @@ func (s *Store) CancelUpload(ctx context.Context, repo, id string) error {
 // without persisting a session: the bytes are verified before anything is
 // written at the blob's address.
 func (s *Store) PutBlob(ctx context.Context, repo string, d digest.Digest, size int64, body io.Reader) (registry.BlobInfo, error) {
+	if err := s.checkUploadQuota(ctx, repo); err != nil {
+		return registry.BlobInfo{}, err
+	}
 	id := newUploadID()
 	key := s.layout.BlobData(d) // see commitBlob
 	u := &uploadRow{id: id, hash: newUploadHash()}
@@ -451,6 +457,9 @@ func (s *Store) PutBlob(ctx context.Context, repo string, d digest.Digest, size 
 func (s *Store) MountBlob(ctx context.Context, repo, from string, d digest.Digest) (registry.BlobInfo, bool, error) {
 	if from == "" && !s.cfg.AutoMount {
 		return registry.BlobInfo{}, false, nil
+	}
+	if err := s.checkUploadQuota(ctx, repo); err != nil {
+		return registry.BlobInfo{}, false, err
 	}
 	var info registry.BlobInfo
 	found := false
