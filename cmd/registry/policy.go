@@ -37,9 +37,10 @@ func loadPolicy(c *cli.Context) (*policy.Policy, error) {
 // force stays, so a bad edit never half-applies.
 func reloadPolicyOnHUP(ctx context.Context, path string, cur *policy.Current, log zerolog.Logger) {
 	hup := make(chan os.Signal, 1)
+	// Never stopped: a SIGHUP after ctx ends (while draining) is then
+	// ignored instead of ending the process with the signal's default.
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
-		defer signal.Stop(hup)
 		for {
 			select {
 			case <-ctx.Done():
