@@ -40,10 +40,12 @@ check-packaging:
 
 .PHONY: bench bench-compare
 
-# Microbenchmarks of the hot paths (docs/performance.md).
+# Microbenchmarks of the hot paths (docs/performance.md) and of a quota's
+# cost to manifest pushes (docs/policy.md).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./registry ./registry/httpapi ./internal/store
 	$(GO) test -run '^$$' -bench BenchmarkIndex ./internal/e2e
+	$(GO) test -run '^$$' -bench BenchmarkQuotaPush -benchtime 300x ./internal/e2e
 
 # This registry and CNCF distribution v3.1.2 side by side on one S3 server
 # (docs/performance.md); REGBENCH_* variables tune it.
