@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: EUPL-1.2
 #
 # services.ha-registry: one replica of ha-registry (`registry serve`) on a
-# NixOS host, its policy file (quotas and retention), and timers for its
-# maintenance jobs (`registry gc`, `registry retention apply`). Run it on
-# two or more hosts with the same database and bucket behind a load
-# balancer; every replica is alike.
+# NixOS host, its policy file (quotas, retention, access rules, webhooks),
+# its authentication secrets, and timers for its maintenance jobs
+# (`registry gc`, `registry retention apply`). Run it on two or more hosts
+# with the same database and bucket behind a load balancer; every replica
+# is alike.
 #
 # The flake's nixosModules.default imports this file and sets `package`
 # to the flake's build.
@@ -112,6 +113,62 @@ let
     CapabilityBoundingSet = lib.optionalString privilegedPort "CAP_NET_BIND_SERVICE";
     AmbientCapabilities = lib.optionalString privilegedPort "CAP_NET_BIND_SERVICE";
   };
+
+  # The authentication secrets reach serve as systemd credentials
+  # (LoadCredential=): systemd reads each file as root when serve starts and
+  # gives the unit a private copy that only its dynamic user can read. So
+  # the files can stay root-owned and 0600, which the dynamic user could
+  # not open itself (it has no fixed uid to own them), and out of the
+  # store. Only serve has the authentication flags, so only serve loads
+  # them: a job or `ha-registry` never holds the token key.
+  credentials = lib.filterAttrs (_: file: file != null) {
+    token-key = cfg.auth.tokenKeyFile;
+    htpasswd = cfg.auth.htpasswdFile;
+    robots = cfg.auth.robotsFile;
+  };
+
+  # Where serve finds a credential: %d is the unit's credentials directory
+  # (/run/credentials/ha-registry.service). systemd expands specifiers in
+  # Environment= and has had %d since 248, older than any NixOS release
+  # with this module, so the path is systemd's own rather than spelled out
+  # here; $CREDENTIALS_DIRECTORY would not do, as Environment= expands no
+  # variables. NixOS writes environment values into the unit unescaped,
+  # so the % reaches systemd.
+  credentialPath = id: if credentials ? ${id} then "%d/${id}" else null;
+
+  # systemd 260 added RefreshOnReload=credentials: a reload copies the
+  # credentials afresh before ExecReload, so serve's SIGHUP reads the new
+  # htpasswd and robots files. Older systemd keep the copies made at start
+  # (and would only warn about an unknown setting), so there a change to
+  # them takes a restart.
+  refreshCredentials =
+    (cfg.auth.htpasswdFile != null || cfg.auth.robotsFile != null)
+    && lib.versionAtLeast config.systemd.package.version "260";
+
+  authEnvironment = lib.filterAttrs (_: value: value != null) {
+    REGISTRY_TOKEN_KEY_FILE = credentialPath "token-key";
+    REGISTRY_HTPASSWD_FILE = credentialPath "htpasswd";
+    REGISTRY_ROBOTS_FILE = credentialPath "robots";
+    # A string slice from the environment is split at commas.
+    REGISTRY_TRUST_ISSUERS =
+      if cfg.auth.trustIssuers == { } then
+        null
+      else
+        lib.concatStringsSep "," (lib.mapAttrsToList (issuer: file: "${issuer}=${file}") cfg.auth.trustIssuers);
+    REGISTRY_AUTH_SERVICE = cfg.auth.service;
+    REGISTRY_AUTH_REALM = cfg.auth.realm;
+    REGISTRY_TOKEN_ISSUER = cfg.auth.tokenIssuer;
+    REGISTRY_TOKEN_LIFETIME = cfg.auth.tokenLifetime;
+  };
+
+  # serve's environment: the shared one, and the authentication settings,
+  # which the other subcommands have no flags for. `environment` still
+  # overrides them.
+  serveEnvironment = authEnvironment // environment;
+
+  # A secret given as "${./key.pem}" or a package's file is in the
+  # world-readable store; a Nix path literal is refused by its type.
+  inStore = file: file != null && lib.hasPrefix "${builtins.storeDir}/" file;
 
   environmentFiles = lib.optionals (cfg.environmentFile != null) [ cfg.environmentFile ];
 
@@ -319,18 +376,53 @@ in
             keepTags = [ { pushedWithin = "2160h"; } ];
           }
         ];
+        groups = {
+          team-a = [
+            "alice"
+            "ci"
+          ];
+        };
+        access = [
+          {
+            repositories = "team-a/**";
+            pull = [ "group:team-a" ];
+            push = [ "group:team-a" ];
+            delete = [ "alice" ];
+          }
+          {
+            repositories = "public/**";
+            pull = [ "anonymous" ];
+            push = [ "alice" ];
+          }
+        ];
+        webhooks = [
+          {
+            url = "https://hooks.internal/registry";
+            events = [
+              "push"
+              "delete"
+            ];
+          }
+        ];
       };
       description = ''
         The policy file (REGISTRY_POLICY_FILE), as Nix: `quotas` (each a
         `match`, a namespace ending in `/` or one repository, with
-        `maxBytes` and/or `maxTags`) and `retention` (the first rule whose
+        `maxBytes` and/or `maxTags`), `retention` (the first rule whose
         `repositories` glob matches applies: `keepTags` entries of
         `pattern`, `mostRecentlyPushed`, `pulledWithin` or `pushedWithin`,
-        and `deleteUntagged` after `untaggedGrace`). It is linked at
-        /etc/ha-registry/policy.yaml; a change reloads serve (SIGHUP)
-        instead of restarting it. A file with errors is refused whole and
-        the previous policy stays in force: look for "policy file refused"
-        in the journal. `{ }` sets no policy file.
+        and `deleteUntagged` after `untaggedGrace`), `groups` (a name to a
+        list of users and robots), `access` (with `auth` on, the first rule
+        whose `repositories` glob matches says who may `pull`, `push` and
+        `delete`: user or robot names, `group:NAME`, `authenticated`, or
+        `anonymous`, for pulls only; a repository no rule matches is closed
+        to everyone) and `webhooks` (a `url`, the `events` `push` and/or
+        `delete`, optionally a `repositories` glob). It is linked at
+        /etc/ha-registry/policy.yaml, in the world-readable store: no
+        secrets (a webhook URL with credentials is refused). A change
+        reloads serve (SIGHUP) instead of restarting it. A file with errors
+        is refused whole and the previous policy stays in force: look for
+        "policy file refused" in the journal. `{ }` sets no policy file.
       '';
     };
 
@@ -359,6 +451,109 @@ in
         retention, the others skip while it holds the cluster-wide lock.
         A timer does the same: `jobs.retention.args = [ "retention" "apply" ]`.
       '';
+    };
+
+    auth = {
+      tokenKeyFile = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "/run/secrets/ha-registry-token.pem";
+        description = ''
+          PEM private key (Ed25519, ECDSA P-256/P-384 or RSA) of the
+          built-in token endpoint, the same file on every replica
+          (REGISTRY_TOKEN_KEY_FILE). Setting it turns authentication on:
+          then `policy`'s `access` rules decide who may do what, and a
+          repository no rule matches is closed. A secret: give it as a
+          string naming a file outside the Nix store, never a Nix path
+          literal, which would copy the key into the world-readable store
+          (the type refuses a path, and an assertion a string in the
+          store). The service's dynamic user could not read a root-owned
+          0600 file, so systemd reads it as root when serve starts and
+          hands serve a private copy (LoadCredential=); keep it root-owned
+          and 0600. Read at start only: a new key takes
+          `systemctl restart ha-registry`, on every replica.
+        '';
+      };
+
+      htpasswdFile = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "/run/secrets/ha-registry-users";
+        description = ''
+          The users (REGISTRY_HTPASSWD_FILE): an htpasswd file of bcrypt
+          hashes (`htpasswd -B`), who log in at the built-in token
+          endpoint; needs `tokenKeyFile`. A secret, handled like
+          `tokenKeyFile`: a string outside the store, root-owned and 0600,
+          loaded with LoadCredential=. After editing it, `systemctl reload
+          ha-registry` (the SIGHUP that re-reads `policyFile`) makes serve
+          re-read it with systemd 260 or later, which copies the file
+          afresh on a reload (this module sets RefreshOnReload=credentials).
+          Older systemd keep the copy made at start, so there a change,
+          even a removed user, takes effect only at `systemctl restart
+          ha-registry`. Do it on every replica.
+        '';
+      };
+
+      robotsFile = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "/run/secrets/ha-registry-robots";
+        description = ''
+          The robots (REGISTRY_ROBOTS_FILE): lines `NAME:sha256:HEX`, HEX
+          the SHA-256 of the robot's token; needs `tokenKeyFile`. Handled
+          and re-read like `htpasswdFile`: `systemctl reload ha-registry`
+          with systemd 260 or later, `systemctl restart ha-registry`
+          before.
+        '';
+      };
+
+      trustIssuers = mkOption {
+        type = types.attrsOf types.path;
+        default = { };
+        example = {
+          "https://auth.internal" = "/etc/ha-registry/auth-internal.pem";
+        };
+        description = ''
+          External token services whose tokens serve also accepts: the
+          `iss` of their tokens to a PEM file of their public keys or
+          certificates (REGISTRY_TRUST_ISSUERS). Setting any turns
+          authentication on. Public keys are no secret, so a Nix path is
+          fine here; a file outside the store must be readable by the
+          service's dynamic user (world-readable, not under /home). Read
+          at start only: new keys take `systemctl restart ha-registry`.
+        '';
+      };
+
+      service = mkOption {
+        type = types.str;
+        default = "ha-registry";
+        description = "The registry's service name, the audience tokens must carry (REGISTRY_AUTH_SERVICE); the same on every replica and in the `trustIssuers`' tokens.";
+      };
+
+      realm = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "https://registry.example/token";
+        description = ''
+          The token endpoint URL given to clients (REGISTRY_AUTH_REALM);
+          `null` for this registry's /token as the client reached it: the
+          request's Host, and https when the balancer in front sends
+          `X-Forwarded-Proto: https`. Set it when the balancer does not.
+        '';
+      };
+
+      tokenIssuer = mkOption {
+        type = types.str;
+        default = "ha-registry";
+        description = "The `iss` of the built-in endpoint's tokens (REGISTRY_TOKEN_ISSUER); the same on every replica.";
+      };
+
+      tokenLifetime = mkOption {
+        type = types.str;
+        default = "5m";
+        example = "15m";
+        description = "How long a token of the built-in endpoint is valid (REGISTRY_TOKEN_LIFETIME), as a Go duration.";
+      };
     };
 
     gc = {
@@ -405,6 +600,27 @@ in
         assertion = !(hasPolicy && cfg.policyFile != null);
         message = "services.ha-registry: set `policy` or `policyFile`, not both.";
       }
+      {
+        # serve refuses to start otherwise: users and robots log in at the
+        # built-in token endpoint, which signs with that key.
+        assertion = (cfg.auth.htpasswdFile == null && cfg.auth.robotsFile == null) || cfg.auth.tokenKeyFile != null;
+        message = "services.ha-registry: `auth.htpasswdFile` and `auth.robotsFile` need `auth.tokenKeyFile`.";
+      }
+      {
+        assertion = !(lib.any inStore [
+          cfg.auth.tokenKeyFile
+          cfg.auth.htpasswdFile
+          cfg.auth.robotsFile
+        ]);
+        message = "services.ha-registry: `auth.tokenKeyFile`, `auth.htpasswdFile` and `auth.robotsFile` are secrets: name files outside the Nix store.";
+      }
+      {
+        # The variable is split at commas, and each entry at its first =.
+        assertion = lib.all (issuer: !(lib.hasInfix "," issuer || lib.hasInfix "=" issuer || lib.hasInfix "," "${cfg.auth.trustIssuers.${issuer}}")) (
+          lib.attrNames cfg.auth.trustIssuers
+        );
+        message = "services.ha-registry: an `auth.trustIssuers` issuer may hold neither , nor =, and its file no comma.";
+      }
     ];
 
     services.ha-registry.jobs.gc = mkIf cfg.gc.enable {
@@ -425,7 +641,7 @@ in
           wantedBy = [ "multi-user.target" ];
           wants = dependencies;
           after = dependencies;
-          inherit environment;
+          environment = serveEnvironment;
           # A new policy is applied by a reload, not a restart: no request
           # is cut and no replica drains for a change of quotas.
           reloadTriggers = lib.optional hasPolicy policyYaml;
@@ -439,15 +655,19 @@ in
             # serve re-reads its policy file on SIGHUP. systemd reloads only
             # an active unit, after READY=1, and serve catches SIGHUP from
             # before then, so a reload never kills it.
+            # It also re-reads the htpasswd and robots files, which systemd
+            # copies afresh first where it can (refreshCredentials).
             ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
             EnvironmentFile = environmentFiles;
+            LoadCredential = lib.mapAttrsToList (id: file: "${id}:${file}") credentials;
             Restart = "on-failure";
             RestartSec = "5s";
             # Waiting behind another replica's migrations counts as starting.
             TimeoutStartSec = "15min";
             TimeoutStopSec = "${toString (cfg.drainDelay + cfg.shutdownTimeout + 15)}s";
             LimitNOFILE = 65536;
-          };
+          }
+          // lib.optionalAttrs refreshCredentials { RefreshOnReload = "credentials"; };
         };
       }
       // lib.mapAttrs' (

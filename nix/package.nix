@@ -28,7 +28,7 @@ assert lib.assertMsg (lib.versionAtLeast toolchain.version "1.26.8")
   # or the imports, run nix/vendor-hash.sh --update (it computes this the
   # way Nix does, without Nix's store); `make test` checks that it is
   # current.
-  vendorHash = "sha256-KzJekEteQIrLUTj+UdqIJw0ax0Jdaert2UhchVmiX0M=";
+  vendorHash = "sha256-yTV2rohji3Kfb1WloiOl1wcFHoZNFfPaV3H6mCWCGSI=";
 
   subPackages = [ "cmd/registry" ];
   env.CGO_ENABLED = 0;

@@ -31,6 +31,13 @@ type Policy struct {
 	// Retention rules in file order; the first that matches a repository
 	// is the one applied to it.
 	Retention []Retention
+	// Groups name lists of users and robots, for access rules.
+	Groups map[string][]string
+	// Access rules in file order; the first that matches a repository
+	// decides who may use it, when authentication is on.
+	Access []AccessRule
+	// Webhooks are told of pushes and deletions.
+	Webhooks []Webhook
 }
 
 // Quota caps what the repositories under Match store. Limits below zero
@@ -121,9 +128,15 @@ func (p *Policy) RetentionFor(repo string) (*Retention, bool) {
 	if p == nil {
 		return nil, false
 	}
-	for i := range p.Retention {
-		if p.Retention[i].Repositories.Match(repo) {
-			return &p.Retention[i], true
+	return firstMatch(p.Retention, func(r *Retention) Glob { return r.Repositories }, repo)
+}
+
+// firstMatch returns the first of rules whose glob matches repo: the
+// file's order decides, as in a firewall.
+func firstMatch[T any](rules []T, glob func(*T) Glob, repo string) (*T, bool) {
+	for i := range rules {
+		if glob(&rules[i]).Match(repo) {
+			return &rules[i], true
 		}
 	}
 	return nil, false
@@ -185,7 +198,11 @@ func Parse(content []byte) (*Policy, error) {
 	d.mapping(root, "", map[string]func(*yaml.Node, string){
 		"quotas":    func(n *yaml.Node, key string) { p.Quotas = d.quotas(n, key) },
 		"retention": func(n *yaml.Node, key string) { p.Retention = d.retentions(n, key) },
+		"groups":    func(n *yaml.Node, key string) { p.Groups = d.groups(n, key) },
+		"access":    func(n *yaml.Node, key string) { p.Access = d.accessRules(n, key) },
+		"webhooks":  func(n *yaml.Node, key string) { p.Webhooks = d.webhooks(n, key) },
 	})
+	d.checkGroups(p)
 	if len(d.errs) > 0 {
 		return nil, errors.Join(d.errs...)
 	}

@@ -36,6 +36,7 @@ func newApp() *cli.App {
 			gcCommand(),
 			quotaCommand(),
 			retentionCommand(),
+			auditCommand(),
 			versionCommand(),
 		},
 	}

@@ -32,10 +32,10 @@ func loadPolicy(c *cli.Context) (*policy.Policy, error) {
 	return policy.Load(path)
 }
 
-// reloadPolicyOnHUP re-reads the policy file into cur on every SIGHUP
-// until ctx ends. A file with errors is refused whole and the policy in
-// force stays, so a bad edit never half-applies.
-func reloadPolicyOnHUP(ctx context.Context, path string, cur *policy.Current, log zerolog.Logger) {
+// reloadOnHUP re-reads the policy file into cur, and calls reloadIdentities
+// (when not nil), on every SIGHUP. A file with errors is refused whole and
+// what is in force stays, so a bad edit never half-applies.
+func reloadOnHUP(ctx context.Context, path string, cur *policy.Current, reloadIdentities func() error, log zerolog.Logger) {
 	hup := make(chan os.Signal, 1)
 	// Never stopped: a SIGHUP after ctx ends (while draining) is then
 	// ignored instead of ending the process with the signal's default.
@@ -47,8 +47,14 @@ func reloadPolicyOnHUP(ctx context.Context, path string, cur *policy.Current, lo
 				return
 			case <-hup:
 			}
+			if reloadIdentities != nil {
+				if err := reloadIdentities(); err != nil {
+					log.Error().Err(err).Msg("users or robots file refused; the previous ones stay in force")
+				} else {
+					log.Info().Msg("users and robots reloaded")
+				}
+			}
 			if path == "" {
-				log.Warn().Msg("SIGHUP: no --policy-file to reload")
 				continue
 			}
 			p, err := policy.Load(path)

@@ -239,7 +239,8 @@ func startWaitReady(t *testing.T, cmd *exec.Cmd, addr, name string) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if code, _ := get(t, "http://"+addr+"/v2/"); code == http.StatusOK {
+		// 401: a registry with authentication on answers too.
+		if code, _ := get(t, "http://"+addr+"/v2/"); code == http.StatusOK || code == http.StatusUnauthorized {
 			return
 		}
 	}

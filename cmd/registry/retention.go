@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
+	"github.com/ha-registry/ha-registry/auth"
 	"github.com/ha-registry/ha-registry/internal/store"
 	"github.com/ha-registry/ha-registry/pglock"
 	"github.com/ha-registry/ha-registry/policy"
@@ -116,6 +117,9 @@ func applyRetention(ctx context.Context, pool *pgxpool.Pool, st *store.Store, p 
 		return policy.Applied{}, err
 	}
 	defer lock.Release(context.WithoutCancel(ctx))
+	// The audit log names retention as who removed; parentheses keep it
+	// apart from any user or robot name.
+	ctx = auth.WithCaller(ctx, auth.Caller{Name: "(retention)"})
 	plans, err := policy.PlanRetention(ctx, st, p, time.Now())
 	if err != nil {
 		return policy.Applied{}, err

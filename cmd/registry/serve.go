@@ -10,11 +10,13 @@ import (
 	"net"
 	"net/http"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ha-registry/ha-registry/auth"
 	"github.com/ha-registry/ha-registry/internal/schema"
 	"github.com/ha-registry/ha-registry/internal/store"
 	"github.com/ha-registry/ha-registry/policy"
@@ -52,6 +54,7 @@ func serveCommand() *cli.Command {
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, EnvVars: []string{"REGISTRY_SHUTDOWN_TIMEOUT"},
 			Usage: "after the drain delay, how long in-flight requests may take to finish"},
 	}
+	flags = append(flags, authFlags()...)
 	flags = append(flags, gcServeFlags()...)
 	flags = append(flags, databaseFlags()...)
 	flags = append(flags, s3Flags()...)
@@ -103,7 +106,23 @@ func serve(c *cli.Context) error {
 	if path := c.String("policy-file"); path != "" {
 		logPolicy(log, "policy loaded", path, pol)
 	}
-	reloadPolicyOnHUP(ctx, c.String("policy-file"), cur, log)
+	var ids atomic.Pointer[auth.Identities]
+	gate, err := newGate(c, cur, &ids)
+	if err != nil {
+		return err
+	}
+	var reloadIdentities func() error
+	if gate != nil {
+		reloadIdentities = func() error {
+			i, err := loadIdentities(c)
+			if err == nil {
+				ids.Store(i)
+			}
+			return err
+		}
+		log.Info().Str("service", gate.Service).Bool("token_endpoint", gate.Issuer != nil).Msg("authentication on")
+	}
+	reloadOnHUP(ctx, c.String("policy-file"), cur, reloadIdentities, log)
 	s3, err := openS3(ctx, c)
 	if err != nil {
 		return err
@@ -116,6 +135,8 @@ func serve(c *cli.Context) error {
 	st, err := store.New(pool, s3, store.Config{
 		AutoMount: c.Bool("auto-mount"), StreamDB: streamPool, Redirect: c.Bool("s3-redirect"),
 		Streaming: streaming, Quotas: cur.QuotasFor, RecordPulls: true,
+		AuditLog: func(e store.AuditEvent) { logAuditEvent(log, e) },
+		Webhooks: func() []policy.Webhook { return cur.Get().Webhooks },
 	})
 	if err != nil {
 		return err
@@ -123,6 +144,7 @@ func serve(c *cli.Context) error {
 	// Deferred before the pools close, and not stopped by the signal: the
 	// pulls served while draining are written too.
 	defer startPullFlush(context.WithoutCancel(ctx), c.Duration("pull-stats-interval"), st, log)()
+	defer startWebhooks(ctx, pool, log)()
 	stopRetention, err := startRetention(ctx, c.Duration("retention-interval"), pool, st, cur, log)
 	if err != nil {
 		return err
@@ -134,10 +156,20 @@ func serve(c *cli.Context) error {
 	}
 	// Before the pools close: a pass in progress is cancelled and waited for.
 	defer stopGC()
-	api := httpapi.New(httpapi.Options{
+	opts := httpapi.Options{
 		Store: st, Logger: log, AutoMount: c.Bool("auto-mount"),
 		BodyIdleTimeout: c.Duration("body-idle-timeout"),
-	})
+	}
+	if gate != nil {
+		opts.Auth = gate
+	}
+	opts.Audit = func(ctx context.Context, rec httpapi.AuditRecord) {
+		err := st.RecordAudit(ctx, store.AuditEvent{Action: rec.Action, Identity: rec.Identity, Repository: rec.Repository, Detail: rec.Detail})
+		if err != nil {
+			log.Error().Err(err).Str("action", rec.Action).Msg("writing an audit event")
+		}
+	}
+	api := httpapi.New(opts)
 
 	ln, err := net.Listen("tcp", c.String("listen"))
 	if err != nil {

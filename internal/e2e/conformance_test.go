@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"bytes"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,11 +22,16 @@ import (
 // registry refuses on purpose (MANIFEST_BLOB_UNKNOWN), as the suite allows
 // by leaving that switch off by default.
 func TestConformance(t *testing.T) {
+	runConformance(t, Start(t).Addr, nil)
+}
+
+// runConformance runs the OCI conformance suite against addr, with env
+// overriding its settings, and requires zero failures.
+func runConformance(t *testing.T, addr string, extra map[string]string) {
 	bin := testenv.Tool(t, "conformance")
-	s := Start(t)
 	results := t.TempDir()
 	env := map[string]string{
-		"OCI_REGISTRY":                    s.Addr,
+		"OCI_REGISTRY":                    addr,
 		"OCI_TLS":                         "disabled",
 		"OCI_VERSION":                     "1.1",
 		"OCI_RESULTS_DIR":                 results,
@@ -64,6 +70,7 @@ func TestConformance(t *testing.T) {
 		"OCI_DATA_EMPTY_BLOB":             "true",
 		"OCI_DATA_SHA512":                 "true",
 	}
+	maps.Copy(env, extra)
 	cmd := exec.Command(bin)
 	cmd.Dir = results
 	cmd.Env = os.Environ()

@@ -33,30 +33,37 @@ type Stack struct {
 	dbURL string
 	s3cfg testenv.S3Config
 	cfg   store.Config
+	authz httpapi.Authorizer
 }
 
 // Start brings up a migrated database, a bucket and a registry serving
 // them on a free loopback port, all torn down when t ends.
 func Start(t testing.TB) *Stack {
 	t.Helper()
-	return start(t, testenv.Postgres(t), testenv.S3(t), store.Config{AutoMount: true})
+	return start(t, testenv.Postgres(t), testenv.S3(t), store.Config{AutoMount: true}, nil)
 }
 
 // StartWith is [Start] with the store configured by cfg; the stack's
 // replicas share it.
 func StartWith(t testing.TB, cfg store.Config) *Stack {
 	t.Helper()
-	return start(t, testenv.Postgres(t), testenv.S3(t), cfg)
+	return start(t, testenv.Postgres(t), testenv.S3(t), cfg, nil)
+}
+
+// StartAuth is [Start] with authz guarding the API.
+func StartAuth(t testing.TB, authz httpapi.Authorizer) *Stack {
+	t.Helper()
+	return start(t, testenv.Postgres(t), testenv.S3(t), store.Config{AutoMount: true}, authz)
 }
 
 // Replica starts another replica serving the same database and bucket as
 // s, with its own connections, as a second process would.
 func (s *Stack) Replica(t testing.TB) *Stack {
 	t.Helper()
-	return start(t, s.dbURL, s.s3cfg, s.cfg)
+	return start(t, s.dbURL, s.s3cfg, s.cfg, s.authz)
 }
 
-func start(t testing.TB, dbURL string, cfg testenv.S3Config, stcfg store.Config) *Stack {
+func start(t testing.TB, dbURL string, cfg testenv.S3Config, stcfg store.Config, authz httpapi.Authorizer) *Stack {
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, dbURL)
 	if err != nil {
@@ -86,7 +93,13 @@ func start(t testing.TB, dbURL string, cfg testenv.S3Config, stcfg store.Config)
 		t.Fatalf("listen: %v", err)
 	}
 	srv := &http.Server{
-		Handler:           httpapi.New(httpapi.Options{Store: st, Logger: log, AutoMount: stcfg.AutoMount}),
+		Handler: httpapi.New(httpapi.Options{Store: st, Logger: log, AutoMount: stcfg.AutoMount, Auth: authz,
+			Audit: func(ctx context.Context, rec httpapi.AuditRecord) {
+				if err := st.RecordAudit(ctx, store.AuditEvent{Action: rec.Action, Identity: rec.Identity,
+					Repository: rec.Repository, Detail: rec.Detail}); err != nil {
+					t.Errorf("audit: %v", err)
+				}
+			}}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go func() {
@@ -99,5 +112,5 @@ func start(t testing.TB, dbURL string, cfg testenv.S3Config, stcfg store.Config)
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return &Stack{Addr: ln.Addr().String(), DB: pool, S3: s3, Store: st, dbURL: dbURL, s3cfg: cfg, cfg: stcfg}
+	return &Stack{Addr: ln.Addr().String(), DB: pool, S3: s3, Store: st, dbURL: dbURL, s3cfg: cfg, cfg: stcfg, authz: authz}
 }

@@ -61,7 +61,8 @@ func (s *Store) BlobURL(ctx context.Context, repo string, d digest.Digest) (stri
 // DeleteBlob removes repo's link to d. The foreign key from manifest
 // references refuses while a manifest of repo still needs the blob.
 func (s *Store) DeleteBlob(ctx context.Context, repo string, d digest.Digest) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	var events []AuditEvent
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		// The digest lock keeps a concurrent commit or mount of d into repo
 		// from writing its link between our row delete and object delete.
 		if err := lockDigest(ctx, tx, d); err != nil {
@@ -78,6 +79,14 @@ func (s *Store) DeleteBlob(ctx context.Context, repo string, d digest.Digest) er
 		if tag.RowsAffected() == 0 {
 			return registry.ErrBlobUnknown
 		}
-		return s.s3.Delete(ctx, s.layout.LayerLink(repo, d))
+		if err := s.s3.Delete(ctx, s.layout.LayerLink(repo, d)); err != nil {
+			return err
+		}
+		events, err = s.record(ctx, tx, []change{{AuditEvent: AuditEvent{Action: AuditBlobDelete, Repository: repo, Digest: d.String()}}})
+		return err
 	})
+	if err == nil {
+		s.logAudit(events)
+	}
+	return err
 }

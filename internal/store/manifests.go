@@ -7,12 +7,14 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ha-registry/ha-registry/pglock"
+	"github.com/ha-registry/ha-registry/policy"
 	"github.com/ha-registry/ha-registry/registry"
 )
 
@@ -73,6 +75,7 @@ func (s *Store) PutManifest(ctx context.Context, p registry.ManifestPut) (*regis
 	}
 	blobs, children := ix.Blobs, ix.Children
 	d := p.Digest.String()
+	var events []AuditEvent
 
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		repoID, err := ensureRepository(ctx, tx, p.Repo)
@@ -146,6 +149,10 @@ func (s *Store) PutManifest(ctx context.Context, p registry.ManifestPut) (*regis
 			SELECT $1, $2, unnest($3::text[]) ON CONFLICT DO NOTHING`, repoID, d, children); err != nil {
 			return err
 		}
+		moved, err := tagDigests(ctx, tx, repoID, p.Tags)
+		if err != nil {
+			return err
+		}
 		for _, t := range p.Tags {
 			if _, err := tx.Exec(ctx, `INSERT INTO tags (repository_id, name, manifest_digest) VALUES ($1, $2, $3)
 				ON CONFLICT (repository_id, name) DO UPDATE SET manifest_digest = EXCLUDED.manifest_digest, updated_at = now()`,
@@ -153,12 +160,54 @@ func (s *Store) PutManifest(ctx context.Context, p registry.ManifestPut) (*regis
 				return err
 			}
 		}
-		return nil
+		events, err = s.record(ctx, tx, pushChanges(p, ix.MediaType, moved))
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.logAudit(events)
 	return m, nil
+}
+
+// tagDigests returns where tags point now, by name, before a push moves
+// them.
+func tagDigests(ctx context.Context, tx pgx.Tx, repoID int64, tags []string) (map[string]string, error) {
+	rows, err := tx.Query(ctx, `SELECT name, manifest_digest FROM tags WHERE repository_id = $1 AND name = ANY($2)`, repoID, tags)
+	if err != nil {
+		return nil, err
+	}
+	was := map[string]string{}
+	defer rows.Close()
+	for rows.Next() {
+		var n, dg string
+		if err := rows.Scan(&n, &dg); err != nil {
+			return nil, err
+		}
+		was[n] = dg
+	}
+	return was, rows.Err()
+}
+
+// pushChanges are the audit entries of a push: one per tag (one untagged
+// when it has none), and a move for each tag that pointed elsewhere.
+func pushChanges(p registry.ManifestPut, mediaType string, was map[string]string) []change {
+	d := p.Digest.String()
+	entry := func(action, tag, detail, event string) change {
+		return change{AuditEvent: AuditEvent{Action: action, Repository: p.Repo, Digest: d, Tag: tag, Detail: detail},
+			event: event, mediaType: mediaType}
+	}
+	if len(p.Tags) == 0 {
+		return []change{entry(AuditPush, "", "", policy.EventPush)}
+	}
+	var cs []change
+	for _, t := range slices.Compact(slices.Sorted(slices.Values(p.Tags))) {
+		cs = append(cs, entry(AuditPush, t, "", policy.EventPush))
+		if old, ok := was[t]; ok && old != d {
+			cs = append(cs, entry(AuditTagMove, t, "from "+old, ""))
+		}
+	}
+	return cs
 }
 
 // missingRows returns the first of want that query (given repoID and want)
@@ -185,7 +234,8 @@ func missingRows(ctx context.Context, tx pgx.Tx, query string, repoID int64, wan
 
 // DeleteManifest removes a manifest and its tags, index rows first.
 func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	var events []AuditEvent
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		repoID, ok, err := repositoryID(ctx, tx, repo)
 		if err != nil {
 			return err
@@ -219,24 +269,55 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 				return err
 			}
 		}
-		return s.s3.Delete(ctx, s.layout.RevisionLink(repo, d))
+		if err := s.s3.Delete(ctx, s.layout.RevisionLink(repo, d)); err != nil {
+			return err
+		}
+		events, err = s.record(ctx, tx, []change{{AuditEvent: AuditEvent{Action: AuditManifestDelete, Repository: repo,
+			Digest: d.String(), Detail: tagsDetail(tags)}, event: policy.EventDelete}})
+		return err
 	})
+	if err == nil {
+		s.logAudit(events)
+	}
+	return err
+}
+
+// tagsDetail names the tags a deletion took with it.
+func tagsDetail(tags []string) string {
+	if len(tags) == 0 {
+		return ""
+	}
+	return "tags " + strings.Join(tags, ",")
 }
 
 // DeleteTag removes one tag; its manifest stays.
 func (s *Store) DeleteTag(ctx context.Context, repo, tagName string) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
+	var events []AuditEvent
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := lockTags(ctx, tx, repo, []string{tagName}); err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, `DELETE FROM tags t USING repositories r
-			WHERE r.id = t.repository_id AND r.name = $1 AND t.name = $2`, repo, tagName)
+		var was string
+		err := tx.QueryRow(ctx, `DELETE FROM tags t USING repositories r
+			WHERE r.id = t.repository_id AND r.name = $1 AND t.name = $2 RETURNING t.manifest_digest`, repo, tagName).Scan(&was)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return registry.ErrManifestUnknown.WithMessage("tag %q unknown", tagName)
+		}
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return registry.ErrManifestUnknown.WithMessage("tag %q unknown", tagName)
+		if err := s.s3.DeletePrefix(ctx, s.layout.TagPrefix(repo, tagName)); err != nil {
+			return err
 		}
-		return s.s3.DeletePrefix(ctx, s.layout.TagPrefix(repo, tagName))
+		events, err = s.record(ctx, tx, []change{tagDeleteChange(repo, tagName, was)})
+		return err
 	})
+	if err == nil {
+		s.logAudit(events)
+	}
+	return err
+}
+
+func tagDeleteChange(repo, tag, digest string) change {
+	return change{AuditEvent: AuditEvent{Action: AuditTagDelete, Repository: repo, Digest: digest, Tag: tag}, event: policy.EventDelete}
 }

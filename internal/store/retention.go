@@ -74,6 +74,7 @@ func (s *Store) RepositoryState(ctx context.Context, repo string) (policy.Reposi
 // points at digest and was last pushed at pushedAt.
 func (s *Store) RemoveTag(ctx context.Context, repo, tagName, manifest string, pushedAt time.Time) (bool, error) {
 	removed := false
+	var events []AuditEvent
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := lockTags(ctx, tx, repo, []string{tagName}); err != nil {
 			return err
@@ -84,10 +85,18 @@ func (s *Store) RemoveTag(ctx context.Context, repo, tagName, manifest string, p
 		if err != nil || tag.RowsAffected() == 0 {
 			return err
 		}
+		if err := s.s3.DeletePrefix(ctx, s.layout.TagPrefix(repo, tagName)); err != nil {
+			return err
+		}
 		removed = true
-		return s.s3.DeletePrefix(ctx, s.layout.TagPrefix(repo, tagName))
+		events, err = s.record(ctx, tx, []change{tagDeleteChange(repo, tagName, manifest)})
+		return err
 	})
-	return removed, err
+	if err != nil {
+		return false, err
+	}
+	s.logAudit(events)
+	return removed, nil
 }
 
 // errKept rolls back a removal that found the manifest needed after all.
@@ -101,6 +110,7 @@ func (s *Store) RemoveUntaggedManifest(ctx context.Context, repo, manifest strin
 	if err != nil {
 		return false, err
 	}
+	var events []AuditEvent
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		id, ok, err := repositoryID(ctx, tx, repo)
 		if err != nil || !ok {
@@ -148,10 +158,19 @@ func (s *Store) RemoveUntaggedManifest(ctx context.Context, repo, manifest strin
 		if tag.RowsAffected() == 0 {
 			return errKept
 		}
-		return s.s3.Delete(ctx, s.layout.RevisionLink(repo, d))
+		if err := s.s3.Delete(ctx, s.layout.RevisionLink(repo, d)); err != nil {
+			return err
+		}
+		events, err = s.record(ctx, tx, []change{{AuditEvent: AuditEvent{Action: AuditManifestDelete, Repository: repo, Digest: manifest},
+			event: policy.EventDelete}})
+		return err
 	})
 	if errors.Is(err, errKept) {
 		return false, nil
 	}
-	return err == nil, err
+	if err != nil {
+		return false, err
+	}
+	s.logAudit(events)
+	return true, nil
 }

@@ -54,6 +54,12 @@ type Config struct {
 	// RecordPulls keeps the time of each manifest pull in memory until
 	// [Store.FlushPulls] writes them, for retention's pulledWithin rule.
 	RecordPulls bool
+	// AuditLog is given every audit event once it is committed, for the
+	// structured log; the audit_events table has them all regardless.
+	AuditLog func(AuditEvent)
+	// Webhooks returns the webhooks in force; pushes and deletions are
+	// queued in the outbox for those that want them.
+	Webhooks func() []policy.Webhook
 }
 
 // RedirectExpiry is how long a presigned blob URL stays valid.

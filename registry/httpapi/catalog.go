@@ -23,13 +23,29 @@ func (s *Server) getCatalog(w http.ResponseWriter, r *http.Request, _ request) e
 		return err
 	}
 	var repos []string
-	if n > 0 {
-		var more bool
-		repos, more, err = s.store.Catalog(r.Context(), q.Get("last"), n)
+	last := q.Get("last")
+	// With authentication on, the page holds only what the caller may
+	// pull: read on until it is full or the catalog ends.
+	for more := true; more && len(repos) < n; {
+		var page []string
+		page, more, err = s.store.Catalog(r.Context(), last, n)
 		if err != nil {
 			return err
 		}
-		if more && len(repos) > 0 {
+		for _, repo := range page {
+			if len(repos) == n {
+				more = true
+				break
+			}
+			if s.canPull(r.Context(), repo) {
+				repos = append(repos, repo)
+			}
+		}
+		if len(page) == 0 {
+			break
+		}
+		last = page[len(page)-1]
+		if more && len(repos) == n {
 			setNextLink(w, "/v2/_catalog", n, repos[len(repos)-1])
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/ha-registry/ha-registry/auth"
 	"github.com/ha-registry/ha-registry/registry"
 )
 
@@ -46,6 +47,10 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 
+	var challenge *auth.ChallengeError
+	if errors.As(err, &challenge) {
+		w.Header().Set("WWW-Authenticate", challenge.Challenge)
+	}
 	e := registry.AsError(err)
 	if e == registry.ErrUnknown && !errors.Is(err, registry.ErrUnknown) {
 		x.log.Error().Err(err).Str("route", x.route).Str("repo", x.repo).Msg("internal error")

@@ -61,6 +61,9 @@ type exchange struct {
 	id    string
 	route string
 	repo  string
+	// caller is the authenticated user or robot, "" when anonymous or
+	// when authentication is off.
+	caller string
 	// log carries the request id into handler and error logs.
 	log zerolog.Logger
 }
@@ -199,6 +202,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			Str("path", r.URL.EscapedPath()).
 			Str("route", x.route).
 			Str("repo", x.repo).
+			Str("caller", x.caller).
 			Int("status", status).
 			Int64("bytes_in", in).
 			Int64("bytes_out", rec.bytes).

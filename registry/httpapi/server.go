@@ -57,6 +57,12 @@ type Options struct {
 	// holds its session, and a database connection, while it streams: a
 	// stalled client must not hold them for ever.
 	BodyIdleTimeout time.Duration
+	// Auth guards every /v2/ request and serves GET /token; nil leaves
+	// the registry open, for a trusted network.
+	Auth Authorizer
+	// Audit records refusals and failed logins (changes are recorded by
+	// the store, in their own transactions); nil records nothing.
+	Audit func(ctx context.Context, rec AuditRecord)
 }
 
 // Server is the registry's HTTP handler: the distribution API under /v2/,
@@ -70,6 +76,8 @@ type Server struct {
 	maxPage    int
 
 	bodyIdle time.Duration
+	auth     Authorizer
+	audit    func(ctx context.Context, rec AuditRecord)
 
 	routes   map[kind]map[string]handlerFunc
 	draining atomic.Bool
@@ -88,6 +96,8 @@ func New(o Options) *Server {
 		pageSize:   o.DefaultPageSize,
 		maxPage:    o.MaxPageSize,
 		bodyIdle:   o.BodyIdleTimeout,
+		auth:       o.Auth,
+		audit:      o.Audit,
 	}
 	if s.bodyIdle <= 0 {
 		s.bodyIdle = DefaultBodyIdleTimeout
@@ -115,6 +125,9 @@ func New(o Options) *Server {
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 		rt.Handle(m, "/v2", s.v2)
 		rt.Handle(m, "/v2/*path", s.v2)
+	}
+	if s.auth != nil {
+		rt.Handle(http.MethodGet, "/token", s.token)
 	}
 	for _, m := range []string{http.MethodGet, http.MethodHead} {
 		rt.Handle(m, "/healthz", s.healthz)
@@ -181,7 +194,12 @@ func (s *Server) v2(w http.ResponseWriter, r *http.Request, _ httprouter.Params)
 		writeError(w, r, registry.ErrUnsupported.WithMessage("method %s is not allowed here", r.Method))
 		return
 	}
-	if err := h(w, r, req); err != nil {
+	r, err = s.authorize(r, req)
+	if err == nil {
+		err = h(w, r, req)
+	}
+	if err != nil {
+		s.auditRefusal(r, req.repo, err)
 		writeError(w, r, err)
 	}
 }

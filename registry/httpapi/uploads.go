@@ -39,7 +39,13 @@ func (s *Server) postUpload(w http.ResponseWriter, r *http.Request, req request)
 				return err
 			}
 		}
-		if from != "" || s.autoMount {
+		// With authentication on, a blob is mounted only from a repository
+		// the caller may read; otherwise the client uploads it, as the
+		// spec's fallback allows, and learns nothing of other repositories.
+		switch {
+		case s.auth != nil && from == "":
+		case from != "" && !s.canPull(ctx, from):
+		case from != "" || s.autoMount:
 			_, ok, err := s.store.MountBlob(ctx, req.repo, from, d)
 			if err != nil {
 				return err

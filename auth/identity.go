@@ -1,0 +1,125 @@
+// SPDX-FileCopyrightText: 2026 The ha-registry authors
+// SPDX-License-Identifier: EUPL-1.2
+
+package auth
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// ErrBadCredentials is a login with an unknown name or a wrong secret;
+// which of the two is never said.
+var ErrBadCredentials = errors.New("invalid username or password")
+
+// Identities are who can log in: people from an htpasswd file (bcrypt),
+// robots from a robots file (the SHA-256 of a long random token, which is
+// fast to check and useless to steal).
+type Identities struct {
+	users  map[string][]byte
+	robots map[string][sha256.Size]byte
+}
+
+// dummyHash is compared against when the user is unknown, so that a
+// failed login takes as long whether or not the name exists.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no such user"), bcrypt.DefaultCost)
+
+// ParseHtpasswd reads "name:bcrypt-hash" lines; blank lines and # comments
+// are skipped. Other hash schemes (MD5, SHA-1, crypt) are refused: they
+// are too fast to guess against.
+func ParseHtpasswd(content []byte) (map[string][]byte, error) {
+	users := map[string][]byte{}
+	err := eachLine(content, func(line int, text string) error {
+		name, hash, ok := strings.Cut(text, ":")
+		if !ok || name == "" {
+			return fmt.Errorf("line %d: want name:hash", line)
+		}
+		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+			return fmt.Errorf("line %d: %s: not a bcrypt hash (create entries with htpasswd -B)", line, name)
+		}
+		if _, dup := users[name]; dup {
+			return fmt.Errorf("line %d: %s is listed twice", line, name)
+		}
+		users[name] = []byte(hash)
+		return nil
+	})
+	return users, err
+}
+
+// ParseRobots reads "name:sha256:HEX" lines, HEX being the SHA-256 of the
+// robot's token; blank lines and # comments are skipped.
+func ParseRobots(content []byte) (map[string][sha256.Size]byte, error) {
+	robots := map[string][sha256.Size]byte{}
+	err := eachLine(content, func(line int, text string) error {
+		name, rest, ok := strings.Cut(text, ":")
+		alg, hexSum, ok2 := strings.Cut(rest, ":")
+		if !ok || !ok2 || name == "" || alg != "sha256" {
+			return fmt.Errorf("line %d: want name:sha256:HEX", line)
+		}
+		sum, err := hex.DecodeString(hexSum)
+		if err != nil || len(sum) != sha256.Size {
+			return fmt.Errorf("line %d: %s: want 64 hexadecimal digits after sha256:", line, name)
+		}
+		if _, dup := robots[name]; dup {
+			return fmt.Errorf("line %d: %s is listed twice", line, name)
+		}
+		robots[name] = [sha256.Size]byte(sum)
+		return nil
+	})
+	return robots, err
+}
+
+func eachLine(content []byte, fn func(line int, text string) error) error {
+	sc := bufio.NewScanner(bytes.NewReader(content))
+	for n := 1; sc.Scan(); n++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		if err := fn(n, text); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+// NewIdentities joins users and robots; a name may be only one of them.
+func NewIdentities(users map[string][]byte, robots map[string][sha256.Size]byte) (*Identities, error) {
+	for name := range robots {
+		if _, ok := users[name]; ok {
+			return nil, fmt.Errorf("%s is both a user and a robot", name)
+		}
+	}
+	return &Identities{users: users, robots: robots}, nil
+}
+
+// Authenticate checks a name and secret, in constant time for robots and
+// in bcrypt's time for users, known or not.
+func (ids *Identities) Authenticate(name, secret string) error {
+	if ids == nil {
+		return ErrBadCredentials
+	}
+	if want, ok := ids.robots[name]; ok {
+		got := sha256.Sum256([]byte(secret))
+		if subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
+			return nil
+		}
+		return ErrBadCredentials
+	}
+	hash, ok := ids.users[name]
+	if !ok {
+		hash = dummyHash
+	}
+	if bcrypt.CompareHashAndPassword(hash, []byte(secret)) != nil || !ok {
+		return ErrBadCredentials
+	}
+	return nil
+}
