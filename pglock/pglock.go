@@ -37,6 +37,9 @@ const (
 	// NamespaceQuota serializes the pushes under one quota's match, so
 	// that together they cannot pass its limit.
 	NamespaceQuota Namespace = 6
+	// NamespaceProxy makes one replica at a time fetch a blob from a
+	// pull-through cache's upstream.
+	NamespaceProxy Namespace = 7
 )
 
 // Key derives the advisory lock key of name in namespace ns.

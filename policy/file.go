@@ -38,6 +38,10 @@ type Policy struct {
 	Access []AccessRule
 	// Webhooks are told of pushes and deletions.
 	Webhooks []Webhook
+	// Remotes are pull-through caches of upstream registries.
+	Remotes []Remote
+	// Virtual names read across other repositories, in order.
+	Virtual []Virtual
 }
 
 // Quota caps what the repositories under Match store. Limits below zero
@@ -201,6 +205,8 @@ func Parse(content []byte) (*Policy, error) {
 		"groups":    func(n *yaml.Node, key string) { p.Groups = d.groups(n, key) },
 		"access":    func(n *yaml.Node, key string) { p.Access = d.accessRules(n, key) },
 		"webhooks":  func(n *yaml.Node, key string) { p.Webhooks = d.webhooks(n, key) },
+		"remotes":   func(n *yaml.Node, key string) { p.Remotes = d.remotes(n, key) },
+		"virtual":   func(n *yaml.Node, key string) { p.Virtual = d.virtuals(n, key) },
 	})
 	d.checkGroups(p)
 	if len(d.errs) > 0 {

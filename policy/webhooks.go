@@ -55,22 +55,7 @@ func (d *decoder) webhooks(n *yaml.Node, at string) []Webhook {
 	d.sequence(n, at, func(item *yaml.Node, key string) {
 		w := Webhook{Line: item.Line}
 		d.mapping(item, key, map[string]func(*yaml.Node, string){
-			"url": func(v *yaml.Node, k string) {
-				s := d.nonEmpty(v, k)
-				if s == "" {
-					return
-				}
-				u, err := url.Parse(s)
-				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-					d.fail(v, k, "%q is not an http or https URL", s)
-					return
-				}
-				if u.User != nil {
-					d.fail(v, k, "keep credentials out of the policy file")
-					return
-				}
-				w.URL = s
-			},
+			"url": func(v *yaml.Node, k string) { w.URL = d.httpURL(v, k, "") },
 			"events": func(v *yaml.Node, k string) {
 				d.sequence(v, k, func(e *yaml.Node, ek string) {
 					s := d.nonEmpty(e, ek)
@@ -99,4 +84,23 @@ func (d *decoder) webhooks(n *yaml.Node, at string) []Webhook {
 		ws = append(ws, w)
 	})
 	return ws
+}
+
+// httpURL reads an http or https URL without credentials in it (the file
+// may be world-readable); hint says where credentials go instead.
+func (d *decoder) httpURL(n *yaml.Node, at, hint string) string {
+	s := d.nonEmpty(n, at)
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		d.fail(n, at, "%q is not an http or https URL", s)
+		return ""
+	}
+	if u.User != nil {
+		d.fail(n, at, "keep credentials out of the policy file%s", hint)
+		return ""
+	}
+	return s
 }

@@ -37,6 +37,7 @@ func newApp() *cli.App {
 			quotaCommand(),
 			retentionCommand(),
 			auditCommand(),
+			proxyCommand(),
 			versionCommand(),
 		},
 	}

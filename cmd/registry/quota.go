@@ -81,14 +81,8 @@ func quotaReport(c *cli.Context, recompute bool) error {
 		rows = append(rows, r)
 	}
 	w := c.App.Writer
-	if c.Bool("json") {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
-	}
-	if len(rows) == 0 {
-		fmt.Fprintln(w, "the policy file sets no quotas")
-		return nil
+	if done, err := printJSONOrNone(c, rows, len(rows), "the policy file sets no quotas"); done {
+		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "MATCH\tBYTES\tMAX BYTES\tUSED\tTAGS\tMAX TAGS\tSTATE")
@@ -112,4 +106,19 @@ func quotaReport(c *cli.Context, recompute bool) error {
 		fmt.Fprintf(w, "recomputed %d quota figures\n", len(rows))
 	}
 	return nil
+}
+
+// printJSONOrNone prints v as indented JSON with --json, or says none
+// when there are no rows; done is false when the caller prints a table.
+func printJSONOrNone(c *cli.Context, v any, rows int, none string) (done bool, err error) {
+	if c.Bool("json") {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return true, enc.Encode(v)
+	}
+	if rows == 0 {
+		_, err := fmt.Fprintln(c.App.Writer, none)
+		return true, err
+	}
+	return false, nil
 }

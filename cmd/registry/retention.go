@@ -182,11 +182,19 @@ func startRetention(ctx context.Context, interval time.Duration, pool *pgxpool.P
 	}), nil
 }
 
-// startPullFlush writes recorded pulls every interval, and once more when
-// stopped, so a replica's shutdown loses none.
-func startPullFlush(ctx context.Context, interval time.Duration, st *store.Store, log zerolog.Logger) func() {
+// startPullFlush writes the pull statistics (and the pull-through cache's
+// hits and misses) every interval, and once more when stopped, so a
+// replica's shutdown loses none.
+func startPullFlush(ctx context.Context, interval time.Duration, log zerolog.Logger, flushes ...func(context.Context) error) func() {
+	flush := func(ctx context.Context) error {
+		var errs []error
+		for _, f := range flushes {
+			errs = append(errs, f(ctx))
+		}
+		return errors.Join(errs...)
+	}
 	stop := runEvery(ctx, interval, func(ctx context.Context) {
-		if err := st.FlushPulls(ctx); err != nil && ctx.Err() == nil {
+		if err := flush(ctx); err != nil && ctx.Err() == nil {
 			log.Warn().Err(err).Msg("writing pull statistics; kept for the next try")
 		}
 	})
@@ -194,7 +202,7 @@ func startPullFlush(ctx context.Context, interval time.Duration, st *store.Store
 		stop()
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if err := st.FlushPulls(fctx); err != nil {
+		if err := flush(fctx); err != nil {
 			log.Warn().Err(err).Msg("writing pull statistics at shutdown")
 		}
 	}

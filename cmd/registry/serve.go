@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ha-registry/ha-registry/auth"
+	"github.com/ha-registry/ha-registry/internal/proxy"
 	"github.com/ha-registry/ha-registry/internal/schema"
 	"github.com/ha-registry/ha-registry/internal/store"
 	"github.com/ha-registry/ha-registry/policy"
@@ -143,7 +144,9 @@ func serve(c *cli.Context) error {
 	}
 	// Deferred before the pools close, and not stopped by the signal: the
 	// pulls served while draining are written too.
-	defer startPullFlush(context.WithoutCancel(ctx), c.Duration("pull-stats-interval"), st, log)()
+	// The policy's remotes and virtual names are served over the store.
+	api := proxy.New(st, cur.Get, log)
+	defer startPullFlush(context.WithoutCancel(ctx), c.Duration("pull-stats-interval"), log, st.FlushPulls, api.FlushStats)()
 	defer startWebhooks(ctx, pool, log)()
 	stopRetention, err := startRetention(ctx, c.Duration("retention-interval"), pool, st, cur, log)
 	if err != nil {
@@ -157,7 +160,7 @@ func serve(c *cli.Context) error {
 	// Before the pools close: a pass in progress is cancelled and waited for.
 	defer stopGC()
 	opts := httpapi.Options{
-		Store: st, Logger: log, AutoMount: c.Bool("auto-mount"),
+		Store: api, Logger: log, AutoMount: c.Bool("auto-mount"),
 		BodyIdleTimeout: c.Duration("body-idle-timeout"),
 	}
 	if gate != nil {
@@ -169,14 +172,14 @@ func serve(c *cli.Context) error {
 			log.Error().Err(err).Str("action", rec.Action).Msg("writing an audit event")
 		}
 	}
-	api := httpapi.New(opts)
+	server := httpapi.New(opts)
 
 	ln, err := net.Listen("tcp", c.String("listen"))
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           api,
+		Handler:           server,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          nil,
@@ -193,7 +196,7 @@ func serve(c *cli.Context) error {
 	}
 	// Drain: fail readiness first so balancers move traffic away while we
 	// still answer, then stop accepting and let in-flight requests finish.
-	api.SetDraining(true)
+	server.SetDraining(true)
 	notifyStopping(log)
 	log.Info().Dur("drain_delay", c.Duration("drain-delay")).Msg("draining")
 	time.Sleep(c.Duration("drain-delay"))

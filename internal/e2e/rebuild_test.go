@@ -204,7 +204,7 @@ func checkPulls(t *testing.T, s *Stack, p pushed) {
 func TestRebuildAfterLosingTheDatabase(t *testing.T) {
 	ctx := context.Background()
 	dbURL, s3cfg := testenv.Postgres(t), testenv.S3(t)
-	s := start(t, dbURL, s3cfg, store.Config{AutoMount: true}, nil)
+	s := start(t, dbURL, s3cfg, stackOptions{store: store.Config{AutoMount: true}})
 	p := pushCorpus(t, s)
 	checkPulls(t, s, p)
 	wantAPI := apiDump(t, s, p)
@@ -218,7 +218,7 @@ func TestRebuildAfterLosingTheDatabase(t *testing.T) {
 
 	s.DB.Close()
 	recreateDatabase(t, dbURL)
-	s2 := start(t, dbURL, s3cfg, store.Config{AutoMount: true}, nil) // migrates the new, empty database
+	s2 := start(t, dbURL, s3cfg, stackOptions{store: store.Config{AutoMount: true}}) // migrates the new, empty database
 	if got, _ := rebuild.Dump(ctx, s2.DB); got != "" {
 		t.Fatalf("the recreated database is not empty:\n%s", got)
 	}

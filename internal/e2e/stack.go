@@ -18,6 +18,7 @@ import (
 	"github.com/ha-registry/ha-registry/internal/schema"
 	"github.com/ha-registry/ha-registry/internal/store"
 	"github.com/ha-registry/ha-registry/internal/testenv"
+	"github.com/ha-registry/ha-registry/registry"
 	"github.com/ha-registry/ha-registry/registry/httpapi"
 	"github.com/ha-registry/ha-registry/s3store"
 )
@@ -32,38 +33,53 @@ type Stack struct {
 
 	dbURL string
 	s3cfg testenv.S3Config
-	cfg   store.Config
+	opts  stackOptions
+}
+
+// stackOptions configure a stack's replicas.
+type stackOptions struct {
+	store store.Config
 	authz httpapi.Authorizer
+	// wrap, when set, serves the API from what it makes of the store.
+	wrap func(*store.Store) registry.Store
 }
 
 // Start brings up a migrated database, a bucket and a registry serving
 // them on a free loopback port, all torn down when t ends.
 func Start(t testing.TB) *Stack {
 	t.Helper()
-	return start(t, testenv.Postgres(t), testenv.S3(t), store.Config{AutoMount: true}, nil)
+	return start(t, testenv.Postgres(t), testenv.S3(t), stackOptions{store: store.Config{AutoMount: true}})
 }
 
 // StartWith is [Start] with the store configured by cfg; the stack's
 // replicas share it.
 func StartWith(t testing.TB, cfg store.Config) *Stack {
 	t.Helper()
-	return start(t, testenv.Postgres(t), testenv.S3(t), cfg, nil)
+	return start(t, testenv.Postgres(t), testenv.S3(t), stackOptions{store: cfg})
 }
 
 // StartAuth is [Start] with authz guarding the API.
 func StartAuth(t testing.TB, authz httpapi.Authorizer) *Stack {
 	t.Helper()
-	return start(t, testenv.Postgres(t), testenv.S3(t), store.Config{AutoMount: true}, authz)
+	return start(t, testenv.Postgres(t), testenv.S3(t), stackOptions{store: store.Config{AutoMount: true}, authz: authz})
+}
+
+// StartWrapped is [Start] serving the API from wrap's store over the
+// local one (a pull-through cache).
+func StartWrapped(t testing.TB, wrap func(*store.Store) registry.Store) *Stack {
+	t.Helper()
+	return start(t, testenv.Postgres(t), testenv.S3(t), stackOptions{store: store.Config{AutoMount: true}, wrap: wrap})
 }
 
 // Replica starts another replica serving the same database and bucket as
 // s, with its own connections, as a second process would.
 func (s *Stack) Replica(t testing.TB) *Stack {
 	t.Helper()
-	return start(t, s.dbURL, s.s3cfg, s.cfg, s.authz)
+	return start(t, s.dbURL, s.s3cfg, s.opts)
 }
 
-func start(t testing.TB, dbURL string, cfg testenv.S3Config, stcfg store.Config, authz httpapi.Authorizer) *Stack {
+func start(t testing.TB, dbURL string, cfg testenv.S3Config, opts stackOptions) *Stack {
+	stcfg := opts.store
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, dbURL)
 	if err != nil {
@@ -84,6 +100,10 @@ func start(t testing.TB, dbURL string, cfg testenv.S3Config, stcfg store.Config,
 	if err != nil {
 		t.Fatalf("store: %v", err)
 	}
+	var api registry.Store = st
+	if opts.wrap != nil {
+		api = opts.wrap(st)
+	}
 	log := zerolog.Nop()
 	if os.Getenv("REGISTRY_TEST_LOG") != "" {
 		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr})
@@ -93,7 +113,7 @@ func start(t testing.TB, dbURL string, cfg testenv.S3Config, stcfg store.Config,
 		t.Fatalf("listen: %v", err)
 	}
 	srv := &http.Server{
-		Handler: httpapi.New(httpapi.Options{Store: st, Logger: log, AutoMount: stcfg.AutoMount, Auth: authz,
+		Handler: httpapi.New(httpapi.Options{Store: api, Logger: log, AutoMount: stcfg.AutoMount, Auth: opts.authz,
 			Audit: func(ctx context.Context, rec httpapi.AuditRecord) {
 				if err := st.RecordAudit(ctx, store.AuditEvent{Action: rec.Action, Identity: rec.Identity,
 					Repository: rec.Repository, Detail: rec.Detail}); err != nil {
@@ -112,5 +132,5 @@ func start(t testing.TB, dbURL string, cfg testenv.S3Config, stcfg store.Config,
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return &Stack{Addr: ln.Addr().String(), DB: pool, S3: s3, Store: st, dbURL: dbURL, s3cfg: cfg, cfg: stcfg, authz: authz}
+	return &Stack{Addr: ln.Addr().String(), DB: pool, S3: s3, Store: st, dbURL: dbURL, s3cfg: cfg, opts: opts}
 }

@@ -141,6 +141,23 @@ func (u *Upstream) OpenBlob(ctx context.Context, repo string, d digest.Digest) (
 	return resp.Body, resp.ContentLength, nil
 }
 
+// StatBlob returns the size of repo's blob d upstream.
+// Errors: registry.ErrBlobUnknown, ErrUpstream.
+func (u *Upstream) StatBlob(ctx context.Context, repo string, d digest.Digest) (int64, error) {
+	resp, err := u.do(ctx, http.MethodHead, repo, "/v2/"+repo+"/blobs/"+d.String(), "")
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	if err := status(resp, registry.ErrBlobUnknown); err != nil {
+		return 0, err
+	}
+	if resp.ContentLength < 0 {
+		return 0, fmt.Errorf("%w: HEAD of blob %s gave no length", ErrUpstream, d)
+	}
+	return resp.ContentLength, nil
+}
+
 // mediaType is a Content-Type without parameters.
 func mediaType(ct string) string {
 	mt, _, _ := strings.Cut(ct, ";")
