@@ -141,18 +141,10 @@ func (d *decoder) accessRules(n *yaml.Node, at string) []AccessRule {
 			}
 		}
 		d.mapping(item, key, map[string]func(*yaml.Node, string){
-			"repositories": func(v *yaml.Node, k string) {
-				if s := d.nonEmpty(v, k); s != "" {
-					g, err := ParseGlob(s)
-					if err != nil {
-						d.fail(v, k, "%v", err)
-					}
-					r.Repositories = g
-				}
-			},
-			"pull":   principals(&r.Pull),
-			"push":   principals(&r.Push),
-			"delete": principals(&r.Delete),
+			"repositories": func(v *yaml.Node, k string) { r.Repositories = d.glob(v, k) },
+			"pull":         principals(&r.Pull),
+			"push":         principals(&r.Push),
+			"delete":       principals(&r.Delete),
 		})
 		if item.Kind == yaml.MappingNode && !hasKey(item, "repositories") {
 			d.fail(item, key, "needs repositories: a glob such as team-a/**")

@@ -42,6 +42,8 @@ type Policy struct {
 	Remotes []Remote
 	// Virtual names read across other repositories, in order.
 	Virtual []Virtual
+	// Scanning rules refuse pulls of images with findings.
+	Scanning []ScanRule
 }
 
 // Quota caps what the repositories under Match store. Limits below zero
@@ -207,6 +209,7 @@ func Parse(content []byte) (*Policy, error) {
 		"webhooks":  func(n *yaml.Node, key string) { p.Webhooks = d.webhooks(n, key) },
 		"remotes":   func(n *yaml.Node, key string) { p.Remotes = d.remotes(n, key) },
 		"virtual":   func(n *yaml.Node, key string) { p.Virtual = d.virtuals(n, key) },
+		"scanning":  func(n *yaml.Node, key string) { p.Scanning = d.scanRules(n, key) },
 	})
 	d.checkGroups(p)
 	if len(d.errs) > 0 {
@@ -417,15 +420,7 @@ func (d *decoder) retentions(n *yaml.Node, at string) []Retention {
 	d.sequence(n, at, func(item *yaml.Node, key string) {
 		r := Retention{UntaggedGrace: DefaultUntaggedGrace, Line: item.Line}
 		d.mapping(item, key, map[string]func(*yaml.Node, string){
-			"repositories": func(v *yaml.Node, k string) {
-				if s := d.nonEmpty(v, k); s != "" {
-					g, err := ParseGlob(s)
-					if err != nil {
-						d.fail(v, k, "%v", err)
-					}
-					r.Repositories = g
-				}
-			},
+			"repositories":   func(v *yaml.Node, k string) { r.Repositories = d.glob(v, k) },
 			"keepTags":       func(v *yaml.Node, k string) { r.KeepTags = d.keepRules(v, k) },
 			"deleteUntagged": func(v *yaml.Node, k string) { r.DeleteUntagged = d.boolean(v, k) },
 			"untaggedGrace":  func(v *yaml.Node, k string) { r.UntaggedGrace = d.duration(v, k) },

@@ -131,7 +131,7 @@ func TestParseRefusals(t *testing.T) {
 		want []string // phrases of the error
 	}{
 		{"unknown top-level key", "quota:\n  - match: a/\n",
-			[]string{"line 1: quota: unknown key", "known here: access, groups, quotas, remotes, retention, virtual, webhooks"}},
+			[]string{"line 1: quota: unknown key", "known here: access, groups, quotas, remotes, retention, scanning, virtual, webhooks"}},
 		{"unknown key in a quota", "quotas:\n  - match: a/\n    maxTags: 1\n    maxbytes: 1GiB\n",
 			[]string{"line 4: quotas[0].maxbytes: unknown key", "known here: match, maxBytes, maxTags"}},
 		{"key given twice", "quotas:\n  - match: a/\n    maxTags: 1\n    maxTags: 2\n",

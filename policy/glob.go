@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Glob matches repository names: "*" stands for any characters within
@@ -54,3 +56,16 @@ func (g Glob) Match(repo string) bool { return g.re != nil && g.re.MatchString(r
 
 // String returns the glob as written.
 func (g Glob) String() string { return g.pattern }
+
+// glob reads a repository glob of the policy file.
+func (d *decoder) glob(n *yaml.Node, at string) Glob {
+	s := d.nonEmpty(n, at)
+	if s == "" {
+		return Glob{}
+	}
+	g, err := ParseGlob(s)
+	if err != nil {
+		d.fail(n, at, "%v", err)
+	}
+	return g
+}

@@ -68,15 +68,7 @@ func (d *decoder) webhooks(n *yaml.Node, at string) []Webhook {
 					}
 				})
 			},
-			"repositories": func(v *yaml.Node, k string) {
-				if s := d.nonEmpty(v, k); s != "" {
-					g, err := ParseGlob(s)
-					if err != nil {
-						d.fail(v, k, "%v", err)
-					}
-					w.Repositories = g
-				}
-			},
+			"repositories": func(v *yaml.Node, k string) { w.Repositories = d.glob(v, k) },
 		})
 		if item.Kind == yaml.MappingNode && !hasKey(item, "url") {
 			d.fail(item, key, "needs url")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ha-registry/ha-registry/internal/pgmetrics"
 	"github.com/ha-registry/ha-registry/internal/schema"
+	"github.com/ha-registry/ha-registry/internal/store"
 	"github.com/ha-registry/ha-registry/s3store"
 )
 
@@ -159,4 +160,22 @@ func openMigrated(ctx context.Context, c *cli.Context) (*pgxpool.Pool, error) {
 		return nil, err
 	}
 	return pool, nil
+}
+
+// openStore opens the store for a maintenance subcommand: the database,
+// checked to be this binary's schema, and the bucket.
+func openStore(c *cli.Context) (*store.Store, func(), error) {
+	pool, err := openMigrated(c.Context, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	s3, err := openS3(c.Context, c)
+	if err == nil {
+		var st *store.Store
+		if st, err = store.New(pool, s3, store.Config{}); err == nil {
+			return st, pool.Close, nil
+		}
+	}
+	pool.Close()
+	return nil, nil, err
 }

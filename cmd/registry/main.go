@@ -38,6 +38,7 @@ func newApp() *cli.App {
 			retentionCommand(),
 			auditCommand(),
 			proxyCommand(),
+			scanCommand(),
 			versionCommand(),
 		},
 	}

@@ -57,19 +57,11 @@ func withProxy(c *cli.Context, fn func(*policy.Policy, *store.Store, *proxy.Stor
 	if err != nil {
 		return err
 	}
-	pool, err := openMigrated(c.Context, c)
+	st, closeStore, err := openStore(c)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	s3, err := openS3(c.Context, c)
-	if err != nil {
-		return err
-	}
-	st, err := store.New(pool, s3, store.Config{})
-	if err != nil {
-		return err
-	}
+	defer closeStore()
 	px := proxy.New(st, func() *policy.Policy { return p }, log)
 	err = fn(p, st, px)
 	if ferr := px.FlushStats(c.Context); err == nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ha-registry/ha-registry/auth"
 	"github.com/ha-registry/ha-registry/internal/proxy"
+	"github.com/ha-registry/ha-registry/internal/scan"
 	"github.com/ha-registry/ha-registry/internal/schema"
 	"github.com/ha-registry/ha-registry/internal/store"
 	"github.com/ha-registry/ha-registry/policy"
@@ -56,6 +57,9 @@ func serveCommand() *cli.Command {
 			Usage: "after the drain delay, how long in-flight requests may take to finish"},
 	}
 	flags = append(flags, authFlags()...)
+	flags = append(flags, &cli.DurationFlag{Name: "scan-interval", EnvVars: []string{"REGISTRY_SCAN_INTERVAL"},
+		Usage: "scan images not scanned with the current vulnerability data this often (0: never); replicas share the work"})
+	flags = append(flags, scannerFlags()...)
 	flags = append(flags, gcServeFlags()...)
 	flags = append(flags, databaseFlags()...)
 	flags = append(flags, s3Flags()...)
@@ -145,8 +149,15 @@ func serve(c *cli.Context) error {
 	// Deferred before the pools close, and not stopped by the signal: the
 	// pulls served while draining are written too.
 	// The policy's remotes and virtual names are served over the store.
-	api := proxy.New(st, cur.Get, log)
-	defer startPullFlush(context.WithoutCancel(ctx), c.Duration("pull-stats-interval"), log, st.FlushPulls, api.FlushStats)()
+	px := proxy.New(st, cur.Get, log)
+	// The scanning rules judge pulls of everything, cached content too.
+	api := &scan.Gate{Store: px, Index: st, Policy: cur.Get}
+	defer startPullFlush(context.WithoutCancel(ctx), c.Duration("pull-stats-interval"), log, st.FlushPulls, px.FlushStats)()
+	stopScans, err := startScans(ctx, c, pool, st, log)
+	if err != nil {
+		return err
+	}
+	defer stopScans()
 	defer startWebhooks(ctx, pool, log)()
 	stopRetention, err := startRetention(ctx, c.Duration("retention-interval"), pool, st, cur, log)
 	if err != nil {
