@@ -227,7 +227,7 @@ func (s *Store) Tags(ctx context.Context, repo, last string, n int) ([]string, b
 // Referrers lists the referrers of the first source that has the subject.
 func (s *Store) Referrers(ctx context.Context, repo string, d digest.Digest, artifactType string) ([]ocispec.Descriptor, error) {
 	srcs := s.sources(repo)
-	var all []ocispec.Descriptor
+	all := []ocispec.Descriptor{} // an empty list, never null, in the index
 	for _, src := range srcs {
 		refs, err := s.Store.Referrers(ctx, src, d, artifactType)
 		if err != nil && !notFound(err) {
