@@ -49,7 +49,7 @@ func (g *Gate) IssueToken(r *http.Request) (*TokenResponse, error) {
 	name := ""
 	if user, secret, ok := r.BasicAuth(); ok {
 		now := g.now()
-		keys := []string{"user:" + user, "addr:" + clientAddr(r)}
+		keys := []string{"user:" + user, "addr:" + ClientAddr(r)}
 		if g.Throttle != nil && g.Throttle.Blocked(now, keys...) {
 			return nil, registry.ErrTooManyRequests.WithMessage("%v; wait a minute", errThrottled)
 		}

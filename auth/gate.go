@@ -88,7 +88,7 @@ func (g *Gate) Authorize(r *http.Request, need []Access) (Caller, error) {
 	if err != nil {
 		return Caller{}, g.challenge(r, need, "invalid_token")
 	}
-	c := Caller{Name: claims.Subject, Address: clientAddr(r), Claims: claims}
+	c := Caller{Name: claims.Subject, Address: ClientAddr(r), Claims: claims}
 	for _, a := range need {
 		for _, act := range a.Actions {
 			if claims.Allows(a.Type, a.Name, act) {
@@ -185,10 +185,9 @@ func bearer(r *http.Request) (string, bool) {
 	return strings.TrimSpace(token), true
 }
 
-// ClientAddr is the request's remote address without its port.
-func ClientAddr(r *http.Request) string { return clientAddr(r) }
-
-func clientAddr(r *http.Request) string {
+// ClientAddr is the request's remote address without its port: the TCP
+// peer, never a header a client could forge.
+func ClientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr

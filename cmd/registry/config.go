@@ -163,19 +163,26 @@ func openMigrated(ctx context.Context, c *cli.Context) (*pgxpool.Pool, error) {
 }
 
 // openStore opens the store for a maintenance subcommand: the database,
-// checked to be this binary's schema, and the bucket.
-func openStore(c *cli.Context) (*store.Store, func(), error) {
-	pool, err := openMigrated(c.Context, c)
+// checked to be this binary's schema, and the bucket. The caller closes
+// the pool.
+func openStore(ctx context.Context, c *cli.Context) (*store.Store, *pgxpool.Pool, error) {
+	pool, err := openMigrated(ctx, c)
 	if err != nil {
 		return nil, nil, err
 	}
-	s3, err := openS3(c.Context, c)
+	s3, err := openS3(ctx, c)
 	if err == nil {
 		var st *store.Store
 		if st, err = store.New(pool, s3, store.Config{}); err == nil {
-			return st, pool.Close, nil
+			return st, pool, nil
 		}
 	}
 	pool.Close()
 	return nil, nil, err
+}
+
+// storeJobFlags are the flags of a subcommand that works on the store:
+// its own, then the database's and the bucket's.
+func storeJobFlags(own ...cli.Flag) []cli.Flag {
+	return append(append(own, databaseFlags()...), s3Flags()...)
 }

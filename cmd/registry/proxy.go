@@ -19,10 +19,8 @@ import (
 )
 
 func proxyCommand() *cli.Command {
-	flags := append([]cli.Flag{policyFlag(true),
-		&cli.BoolFlag{Name: "json", Usage: "print JSON for machines instead of a table"},
-	}, databaseFlags()...)
-	flags = append(flags, s3Flags()...)
+	flags := storeJobFlags(policyFlag(true),
+		&cli.BoolFlag{Name: "json", Usage: "print JSON for machines instead of a table"})
 	return &cli.Command{
 		Name:  "proxy",
 		Usage: "list the pull-through caches (remotes) with their size and hit rate",
@@ -57,11 +55,11 @@ func withProxy(c *cli.Context, fn func(*policy.Policy, *store.Store, *proxy.Stor
 	if err != nil {
 		return err
 	}
-	st, closeStore, err := openStore(c)
+	st, pool, err := openStore(c.Context, c)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
+	defer pool.Close()
 	px := proxy.New(st, func() *policy.Policy { return p }, log)
 	err = fn(p, st, px)
 	if ferr := px.FlushStats(c.Context); err == nil {

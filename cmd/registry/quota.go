@@ -6,6 +6,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -108,13 +109,18 @@ func quotaReport(c *cli.Context, recompute bool) error {
 	return nil
 }
 
+// printJSON prints v as indented JSON, for machines.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
 // printJSONOrNone prints v as indented JSON with --json, or says none
 // when there are no rows; done is false when the caller prints a table.
 func printJSONOrNone(c *cli.Context, v any, rows int, none string) (done bool, err error) {
 	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		return true, enc.Encode(v)
+		return true, printJSON(c.App.Writer, v)
 	}
 	if rows == 0 {
 		_, err := fmt.Fprintln(c.App.Writer, none)

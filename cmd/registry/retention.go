@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,10 +31,8 @@ var retentionLockKey = pglock.Key(pglock.NamespaceJobs, "retention")
 var errRetentionBusy = errors.New("another retention run is in progress")
 
 func retentionCommand() *cli.Command {
-	flags := append([]cli.Flag{policyFlag(true),
-		&cli.BoolFlag{Name: "json", Usage: "print JSON for machines instead of lines"},
-	}, databaseFlags()...)
-	flags = append(flags, s3Flags()...)
+	flags := storeJobFlags(policyFlag(true),
+		&cli.BoolFlag{Name: "json", Usage: "print JSON for machines instead of lines"})
 	return &cli.Command{
 		Name:  "retention",
 		Usage: "list or remove the tags and untagged manifests the policy file's retention rules do not keep",
@@ -71,19 +68,11 @@ func retentionRun(c *cli.Context, apply bool) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	pool, err := openMigrated(ctx, c)
+	st, pool, err := openStore(ctx, c)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	s3, err := openS3(ctx, c)
-	if err != nil {
-		return err
-	}
-	st, err := store.New(pool, s3, store.Config{})
-	if err != nil {
-		return err
-	}
 	w := c.App.Writer
 	if !apply {
 		plans, err := policy.PlanRetention(ctx, st, p, time.Now())
@@ -139,9 +128,7 @@ func printRetention(w io.Writer, asJSON bool, verb string, plans, skipped []poli
 			}
 			out["skipped"] = skipped
 		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return printJSON(w, out)
 	}
 	policy.PrintPlans(w, verb, plans)
 	policy.PrintPlans(w, "kept, changed since the plan:", skipped)

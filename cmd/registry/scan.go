@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -49,12 +48,10 @@ func newWorker(c *cli.Context, st *store.Store, log zerolog.Logger) (*scan.Worke
 }
 
 func scanCommand() *cli.Command {
-	flags := append([]cli.Flag{
+	flags := storeJobFlags(append([]cli.Flag{
 		&cli.BoolFlag{Name: "report", Usage: "print the findings of IMAGE's last scan instead of scanning"},
 		&cli.BoolFlag{Name: "json", Usage: "print JSON for machines instead of a table"},
-	}, scannerFlags()...)
-	flags = append(flags, databaseFlags()...)
-	flags = append(flags, s3Flags()...)
+	}, scannerFlags()...)...)
 	return &cli.Command{
 		Name:      "scan",
 		Usage:     "scan images for known vulnerabilities: every image not scanned with the current database, or IMAGE now",
@@ -75,11 +72,11 @@ func runScan(c *cli.Context) error {
 	if c.NArg() > 1 {
 		return fmt.Errorf("give at most one image")
 	}
-	st, closeStore, err := openStore(c)
+	st, pool, err := openStore(c.Context, c)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
+	defer pool.Close()
 	if c.Bool("report") {
 		if c.NArg() != 1 {
 			return fmt.Errorf("--report needs an image")
@@ -104,9 +101,7 @@ func runScan(c *cli.Context) error {
 		return err
 	}
 	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		return enc.Encode(outcomes)
+		return printJSON(c.App.Writer, outcomes)
 	}
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "IMAGE\tSTATUS\tCRITICAL\tHIGH\tMEDIUM\tLOW\tUNKNOWN\tNOTE")
@@ -154,9 +149,7 @@ func printReport(c *cli.Context, st *store.Store, ref string) error {
 	}
 	w := c.App.Writer
 	if c.Bool("json") {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(entries)
+		return printJSON(w, entries)
 	}
 	for _, e := range entries {
 		if e.Scan == nil {

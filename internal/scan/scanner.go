@@ -80,9 +80,6 @@ type Finding struct {
 	Summary   string   `json:"summary,omitempty"`
 }
 
-// Names are the finding's id and aliases, for allow-lists.
-func (f Finding) Names() []string { return append([]string{f.ID}, f.Aliases...) }
-
 // Report is what a scanner found in an image.
 type Report struct {
 	Scanner   string

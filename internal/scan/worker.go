@@ -47,6 +47,10 @@ type Worker struct {
 	// Owner names this process in leases; "" means hostname and pid.
 	Owner string
 	Log   zerolog.Logger
+
+	// name is Scanner.Name(), asked once: for osv-scanner it runs the
+	// program.
+	name string
 }
 
 // Outcome is one image's scan.
@@ -70,6 +74,9 @@ func (w *Worker) defaults() {
 	if w.Owner == "" {
 		host, _ := os.Hostname()
 		w.Owner = host + ":" + strconv.Itoa(os.Getpid())
+	}
+	if w.name == "" {
+		w.name = w.Scanner.Name()
 	}
 }
 
@@ -162,7 +169,7 @@ func (w *Worker) ScanNow(ctx context.Context, repo, tag string, d digest.Digest)
 func (w *Worker) scan(ctx context.Context, t store.ScanTarget, dbv string) Outcome {
 	o := Outcome{Repository: t.Repository, Digest: t.Digest}
 	r, findings := w.run(ctx, t, dbv)
-	r.Scanner, r.DBVersion = w.Scanner.Name(), dbv
+	r.Scanner, r.DBVersion = w.name, dbv
 	o.Result, o.Findings = r, findings
 	ok, err := w.Store.FinishScan(context.WithoutCancel(ctx), t, w.Owner, r, findings)
 	switch {
@@ -268,7 +275,7 @@ func (w *Worker) storeReport(ctx context.Context, repo string, m registry.Stored
 		Subject:      &ocispec.Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: int64(len(m.Content))},
 		Annotations: map[string]string{
 			ocispec.AnnotationCreated:        time.Now().UTC().Format(time.RFC3339),
-			"io.ha-registry.scan.scanner":    w.Scanner.Name(),
+			"io.ha-registry.scan.scanner":    w.name,
 			"io.ha-registry.scan.db-version": dbv,
 			"io.ha-registry.scan.critical":   strconv.Itoa(r.Critical),
 			"io.ha-registry.scan.high":       strconv.Itoa(r.High),

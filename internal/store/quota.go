@@ -90,16 +90,23 @@ func recompute(ctx context.Context, tx pgx.Tx, match string) (QuotaUsage, error)
 // stored, fresh true) when there is none or it is older than
 // [QuotaRefresh]. The caller holds the match's lock.
 func storedUsage(ctx context.Context, tx pgx.Tx, match string) (u QuotaUsage, fresh bool, err error) {
-	var age time.Duration
-	err = tx.QueryRow(ctx, `SELECT bytes, tags, now() - computed_at FROM quota_usage WHERE match = $1`, match).Scan(&u.Bytes, &u.Tags, &age)
-	if err == nil && age < QuotaRefresh {
-		return u, false, nil
-	}
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	u, current, err := readUsage(ctx, tx, match)
+	if err != nil || current {
 		return u, false, err
 	}
 	u, err = recompute(ctx, tx, match)
 	return u, true, err
+}
+
+// readUsage reads the stored figure of match; current is false when there
+// is none or it is older than [QuotaRefresh].
+func readUsage(ctx context.Context, q querier, match string) (u QuotaUsage, current bool, err error) {
+	var age time.Duration
+	err = q.QueryRow(ctx, `SELECT bytes, tags, now() - computed_at FROM quota_usage WHERE match = $1`, match).Scan(&u.Bytes, &u.Tags, &age)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return u, false, nil
+	}
+	return u, err == nil && age < QuotaRefresh, err
 }
 
 // quotasFor returns repo's quotas, sorted by match so that every push
@@ -221,13 +228,11 @@ func (s *Store) checkUploadQuota(ctx context.Context, repo string) error {
 		return nil
 	}
 	for _, q := range full {
-		var u QuotaUsage
-		var age time.Duration
-		err := s.db.QueryRow(ctx, `SELECT bytes, tags, now() - computed_at FROM quota_usage WHERE match = $1`, q.Match).Scan(&u.Bytes, &u.Tags, &age)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		u, current, err := readUsage(ctx, s.db, q.Match)
+		if err != nil {
 			return dbErr(err)
 		}
-		if err == nil && age < QuotaRefresh && u.Bytes < q.MaxBytes {
+		if current && u.Bytes < q.MaxBytes {
 			continue
 		}
 		if u, err = RecomputeQuotaUsage(ctx, s.db, q); err != nil {
