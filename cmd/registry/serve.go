@@ -150,6 +150,10 @@ func serve(c *cli.Context) error {
 	// pulls served while draining are written too.
 	// The policy's remotes and virtual names are served over the store.
 	px := proxy.New(st, cur.Get, log)
+	if gate != nil {
+		// A virtual name shows each caller only the sources it may pull.
+		px.WithAccess(gate.Allowed)
+	}
 	// The scanning rules judge pulls of everything, cached content too.
 	api := &scan.Gate{Store: px, Index: st, Policy: cur.Get}
 	defer startPullFlush(context.WithoutCancel(ctx), c.Duration("pull-stats-interval"), log, st.FlushPulls, px.FlushStats)()

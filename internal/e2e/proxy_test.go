@@ -4,6 +4,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -32,14 +33,15 @@ import (
 )
 
 // upstreamTap sits between the cache and its upstream: it counts blob
-// GETs by digest, can slow one digest down, and can cut one digest's body
-// in the middle, once.
+// GETs by digest, can slow one digest down, can cut one digest's body in
+// the middle, once, and can change the last byte of one digest's body.
 type upstreamTap struct {
 	proxy *httputil.ReverseProxy
 	mu    sync.Mutex
 	gets  map[string]int
 	slow  string
 	cut   string
+	lie   string
 }
 
 func (u *upstreamTap) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -51,7 +53,7 @@ func (u *upstreamTap) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if d != "" {
 		u.gets[d]++
 	}
-	slow, cut := d != "" && d == u.slow, d != "" && d == u.cut
+	slow, cut, lie := d != "" && d == u.slow, d != "" && d == u.cut, d != "" && d == u.lie
 	if cut {
 		u.cut = ""
 	}
@@ -61,6 +63,9 @@ func (u *upstreamTap) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if cut {
 		w = &cuttingWriter{ResponseWriter: w}
+	}
+	if lie {
+		w = &lyingWriter{ResponseWriter: w}
 	}
 	u.proxy.ServeHTTP(w, r)
 }
@@ -89,6 +94,25 @@ func (c *cuttingWriter) Write(p []byte) (int, error) {
 	}
 	n, err := c.ResponseWriter.Write(p)
 	c.written += int64(n)
+	return n, err
+}
+
+// lyingWriter changes the last byte of the body: the blob arrives with
+// its length and the digest asked for, and other content.
+type lyingWriter struct {
+	http.ResponseWriter
+	written int64
+}
+
+func (l *lyingWriter) Write(p []byte) (int, error) {
+	var size int64
+	fmt.Sscan(l.Header().Get("Content-Length"), &size)
+	if len(p) > 0 && l.written+int64(len(p)) == size {
+		p = bytes.Clone(p)
+		p[len(p)-1] ^= 1
+	}
+	n, err := l.ResponseWriter.Write(p)
+	l.written += int64(n)
 	return n, err
 }
 
@@ -354,4 +378,94 @@ func TestProxyAgesOut(t *testing.T) {
 		_, err := a.Store.GetManifest(ctx, "hub/public/old", "v1", "")
 		return err == nil
 	})
+}
+
+// TestProxyLyingUpstream: an upstream that sends other bytes than the
+// digest it was asked for (same length, the last byte changed) never gets
+// them to the client whole: a GET through the cache fails midway, so does
+// a range ending at the changed byte, and nothing is stored. An honest
+// upstream's blob then streams whole, and a range of a blob not cached yet
+// is served and stores the blob.
+func TestProxyLyingUpstream(t *testing.T) {
+	ctx := context.Background()
+	pf := newProxyFixture(t)
+	a := pf.cache[0]
+	img := newTestImage(t, 1<<20, nil)
+	mustPushAs(t, pf.upstream, pf.upTok("public/lie"), "public/lie", img)
+	layer := digest.FromBytes(img.blobs[1])
+	pf.tap.mu.Lock()
+	pf.tap.lie = layer.String()
+	pf.tap.mu.Unlock()
+
+	got, err := blobGet(a, "hub/public/lie", layer)
+	if !errors.Is(err, io.ErrUnexpectedEOF) || len(got) >= len(img.blobs[1]) {
+		t.Errorf("a lying upstream's blob through the cache: %d of %d bytes, %v; want a transfer cut short (unexpected EOF)",
+			len(got), len(img.blobs[1]), err)
+	}
+	got, err = rangeGet(a, "hub/public/lie", layer, "bytes=-100")
+	if err == nil || bytes.Equal(got, img.blobs[1][len(img.blobs[1])-100:]) || len(got) == 100 {
+		t.Errorf("a range of a lying upstream's blob: %d bytes, %v; want a failed transfer", len(got), err)
+	}
+	time.Sleep(200 * time.Millisecond) // the replica finishes abandoning it
+	if _, err := a.Store.StatBlob(ctx, "hub/public/lie", layer); !errors.Is(err, registry.ErrBlobUnknown) {
+		t.Errorf("a lying upstream's blob is linked: %v", err)
+	}
+
+	// Honest again: the blob streams whole and is stored.
+	pf.tap.mu.Lock()
+	pf.tap.lie = ""
+	pf.tap.mu.Unlock()
+	if got, err := blobGet(a, "hub/public/lie", layer); err != nil || digest.FromBytes(got) != layer {
+		t.Errorf("an honest upstream's blob: %d bytes, %v", len(got), err)
+	}
+	eventually(t, 10*time.Second, "the honest blob to be stored", func() bool {
+		_, err := a.Store.StatBlob(ctx, "hub/public/lie", layer)
+		return err == nil
+	})
+	// A range of a blob not cached yet.
+	config := img.blobs[0]
+	if got, err := rangeGet(a, "hub/public/lie", digest.FromBytes(config), "bytes=2-9"); err != nil || !bytes.Equal(got, config[2:10]) {
+		t.Errorf("a range of an honest upstream's blob: %q, %v; want %q", got, err, config[2:10])
+	}
+	eventually(t, 10*time.Second, "the ranged blob to be stored", func() bool {
+		_, err := a.Store.StatBlob(ctx, "hub/public/lie", digest.FromBytes(config))
+		return err == nil
+	})
+}
+
+// rangeGet reads part of a blob through a cache replica.
+func rangeGet(s *Stack, repo string, d digest.Digest, rng string) ([]byte, error) {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+s.Addr+"/v2/"+repo+"/blobs/"+d.String(), nil)
+	req.Header.Set("Range", rng)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusPartialContent {
+		err = fmt.Errorf("status %d: %s", resp.StatusCode, b)
+	}
+	return b, err
+}
+
+// TestProxyUnavailableMessage: with upstream down and nothing cached, the
+// client's 503 names the remote by its prefix and not the upstream's URL
+// or what the connection failed with.
+func TestProxyUnavailableMessage(t *testing.T) {
+	pf := newProxyFixture(t)
+	a := pf.cache[0]
+	pf.fault.Cut()
+	for _, path := range []string{"/v2/hub/public/none/manifests/v1", "/v2/hub/public/none/blobs/" + digest.FromString("x").String()} {
+		resp, body := call(t, a, "GET", path, nil, nil)
+		msg := string(body)
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(msg, "upstream registry unavailable: remote hub/") {
+			t.Errorf("GET %s with upstream down: %d %s; want 503 naming remote hub/", path, resp.StatusCode, msg)
+		}
+		for _, leak := range []string{pf.fault.Addr(), "http://", "127.0.0.1", "connect"} {
+			if strings.Contains(msg, leak) {
+				t.Errorf("GET %s: the 503 says %q: %s", path, leak, msg)
+			}
+		}
+	}
 }

@@ -6,6 +6,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -19,12 +20,20 @@ import (
 )
 
 // unavailable turns an upstream failure into the client's 503; the
-// registry's own errors (not found) pass.
-func unavailable(r *policy.Remote, err error) error {
+// registry's own errors (not found) pass. The client learns which remote
+// failed, by its prefix; the upstream's URL and what it answered go to
+// the log only.
+func (s *Store) unavailable(r *policy.Remote, err error) error {
 	if err == nil || !errors.Is(err, ErrUpstream) {
 		return err
 	}
-	return registry.ErrUnavailable.WithMessage("upstream %s of %s: %v", r.URL, r.Prefix, err)
+	s.log.Warn().Err(err).Str("remote", r.Prefix).Str("upstream", r.URL).Msg("upstream registry unavailable")
+	return upstreamDown(r)
+}
+
+// upstreamDown is the client's answer when remote r's upstream failed.
+func upstreamDown(r *policy.Remote) error {
+	return registry.ErrUnavailable.WithMessage("upstream registry unavailable: remote %s", r.Prefix)
 }
 
 // remoteManifest reads a manifest of a remote's repository. A tag is
@@ -34,7 +43,7 @@ func unavailable(r *policy.Remote, err error) error {
 func (s *Store) remoteManifest(ctx context.Context, r *policy.Remote, repo, tag string, d digest.Digest) (registry.StoredManifest, error) {
 	up, err := s.upstream(r)
 	if err != nil {
-		return registry.StoredManifest{}, unavailable(r, err)
+		return registry.StoredManifest{}, s.unavailable(r, err)
 	}
 	upName := UpstreamName(strings.TrimPrefix(repo, r.Prefix), r.Library)
 	if d != "" {
@@ -80,7 +89,7 @@ func (s *Store) remoteManifest(ctx context.Context, r *policy.Remote, repo, tag 
 	if m, lerr := s.Store.GetManifest(ctx, repo, tag, ""); lerr == nil {
 		return m, nil
 	}
-	return registry.StoredManifest{}, unavailable(r, err)
+	return registry.StoredManifest{}, s.unavailable(r, err)
 }
 
 // byDigest reads a manifest locally, from the cache, or (with up) from
@@ -100,11 +109,11 @@ func (s *Store) byDigest(ctx context.Context, r *policy.Remote, up *Upstream, re
 		return m, err
 	}
 	if up == nil {
-		return registry.StoredManifest{}, registry.ErrUnavailable.WithMessage("upstream %s of %s is down and %s@%s is not cached", r.URL, r.Prefix, repo, d)
+		return registry.StoredManifest{}, upstreamDown(r) // the caller logged why
 	}
 	um, err := up.GetManifest(ctx, upName, d.String())
 	if err != nil {
-		return registry.StoredManifest{}, unavailable(r, err)
+		return registry.StoredManifest{}, s.unavailable(r, err)
 	}
 	return s.keep(ctx, r, repo, upName, um)
 }
@@ -114,7 +123,7 @@ func (s *Store) byDigest(ctx context.Context, r *policy.Remote, up *Upstream, re
 func (s *Store) keep(ctx context.Context, r *policy.Remote, repo, upName string, um Manifest) (registry.StoredManifest, error) {
 	parsed, err := registry.ParseManifest(um.MediaType, um.Content)
 	if err != nil {
-		return registry.StoredManifest{}, registry.ErrUnavailable.WithMessage("upstream %s sent %s@%s, which is not a manifest this registry serves: %v", r.URL, upName, um.Digest, err)
+		return registry.StoredManifest{}, s.unavailable(r, fmt.Errorf("%w: %s@%s is not a manifest this registry serves: %v", ErrUpstream, upName, um.Digest, err))
 	}
 	s.count(r, false)
 	sm := registry.StoredManifest{Digest: um.Digest, MediaType: parsed.MediaType, Content: um.Content}
@@ -207,12 +216,17 @@ func (s *Store) complete(ctx context.Context, repo string, m registry.StoredMani
 // remoteBlob streams a blob of a remote's repository from upstream. One
 // replica at a time fetches a digest: it streams to its client while
 // storing, and the others wait for it (up to the lock wait) and then serve
-// the cached copy. A replica that waited longer, and any ranged read,
-// streams from upstream without storing.
+// the cached copy. A replica that waited longer streams from upstream
+// without storing. Upstream's bytes reach the client only as far as they
+// are checked: the last byte waits until the whole blob matched its
+// digest, and a blob that does not match fails the read instead, so the
+// client sees a failed transfer. A ranged read therefore reads the whole
+// blob from upstream, and stores it when this replica is the one
+// fetching it.
 func (s *Store) remoteBlob(ctx context.Context, r *policy.Remote, repo string, d digest.Digest, offset, length int64) (io.ReadCloser, error) {
 	up, err := s.upstream(r)
 	if err != nil {
-		return nil, unavailable(r, err)
+		return nil, s.unavailable(r, err)
 	}
 	upName := UpstreamName(strings.TrimPrefix(repo, r.Prefix), r.Library)
 	release, locked, err := s.Store.ProxyFetchLock(ctx, d, s.lockWait)
@@ -231,29 +245,19 @@ func (s *Store) remoteBlob(ctx context.Context, r *policy.Remote, repo string, d
 		if locked {
 			release()
 		}
-		return nil, unavailable(r, err)
+		return nil, s.unavailable(r, err)
 	}
 	s.count(r, false)
-	if !locked || offset != 0 || (length >= 0 && length != size) || size < 0 {
-		if locked {
-			release()
-		}
-		return window(body, offset, length)
+	body = verified(body, d)
+	switch {
+	case locked && size >= 0:
+		body = s.tee(ctx, repo, d, size, body, release)
+	case locked:
+		release() // no length to store with: stream it only
 	}
-	return s.tee(ctx, repo, d, size, body, release), nil
-}
-
-// window skips offset bytes of body and limits it to length (-1: all).
-func window(body io.ReadCloser, offset, length int64) (io.ReadCloser, error) {
-	if _, err := io.CopyN(io.Discard, body, offset); err != nil {
-		body.Close()
-		return nil, registry.ErrUnavailable.WithMessage("upstream ended before the range: %v", err)
-	}
-	if length < 0 {
+	if offset == 0 && (length < 0 || length == size) {
 		return body, nil
 	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{io.LimitReader(body, length), body}, nil
+	rc, err := window(body, offset, length)
+	return rc, s.unavailable(r, err)
 }

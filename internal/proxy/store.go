@@ -35,6 +35,7 @@ type Store struct {
 	policy   func() *policy.Policy
 	log      zerolog.Logger
 	lockWait time.Duration
+	allowed  Access // nil: every source readable
 
 	mu        sync.Mutex
 	upstreams map[string]*Upstream // by remote prefix, URL and credentials variable
@@ -119,7 +120,7 @@ func (s *Store) sources(repo string) []string {
 func (s *Store) refuseWrite(repo string) error {
 	p := s.policy()
 	if r, ok := p.RemoteFor(repo); ok {
-		return registry.ErrDenied.WithMessage("%s is a pull-through cache of %s; push to a repository outside %s", repo, r.URL, r.Prefix)
+		return registry.ErrDenied.WithMessage("%s is a pull-through cache of another registry; push to a repository outside %s", repo, r.Prefix)
 	}
 	if _, ok := p.Resolve(repo); ok {
 		return registry.ErrDenied.WithMessage("%s is a virtual name that reads other repositories; push to one of them", repo)
@@ -133,11 +134,17 @@ func notFound(err error) bool {
 		errors.Is(err, registry.ErrNameUnknown)
 }
 
-// firstOf runs read on each source of repo until one finds something.
-func firstOf[T any](s *Store, repo string, read func(src string) (T, error)) (T, error) {
+// firstOf runs read on each source of repo the caller may read until one
+// finds something. With audit set, a source the caller may not read that
+// the search reaches is recorded as refused: set it on the one read that
+// decides a request's answer, so that a request is audited once.
+func firstOf[T any](ctx context.Context, s *Store, repo string, audit bool, read func(src string) (T, error)) (T, error) {
 	var zero T
 	var err error
 	for _, src := range s.sources(repo) {
+		if !s.mayRead(ctx, repo, src, audit) {
+			continue
+		}
 		var v T
 		v, err = read(src)
 		if err == nil || !notFound(err) {
@@ -153,7 +160,7 @@ func firstOf[T any](s *Store, repo string, read func(src string) (T, error)) (T,
 // GetManifest reads a manifest locally, from the pull-through cache or
 // from upstream, across a virtual name's sources.
 func (s *Store) GetManifest(ctx context.Context, repo, tag string, d digest.Digest) (registry.StoredManifest, error) {
-	return firstOf(s, repo, func(src string) (registry.StoredManifest, error) {
+	return firstOf(ctx, s, repo, true, func(src string) (registry.StoredManifest, error) {
 		if r, ok := s.policy().RemoteFor(src); ok {
 			return s.remoteManifest(ctx, r, src, tag, d)
 		}
@@ -163,7 +170,7 @@ func (s *Store) GetManifest(ctx context.Context, repo, tag string, d digest.Dige
 
 // StatBlob finds a blob locally, or its size upstream.
 func (s *Store) StatBlob(ctx context.Context, repo string, d digest.Digest) (registry.BlobInfo, error) {
-	return firstOf(s, repo, func(src string) (registry.BlobInfo, error) {
+	return firstOf(ctx, s, repo, true, func(src string) (registry.BlobInfo, error) {
 		info, err := s.Store.StatBlob(ctx, src, d)
 		r, remote := s.policy().RemoteFor(src)
 		if !remote || !errors.Is(err, registry.ErrBlobUnknown) {
@@ -171,17 +178,18 @@ func (s *Store) StatBlob(ctx context.Context, repo string, d digest.Digest) (reg
 		}
 		u, err := s.upstream(r)
 		if err != nil {
-			return info, unavailable(r, err)
+			return info, s.unavailable(r, err)
 		}
 		size, err := u.StatBlob(ctx, UpstreamName(strings.TrimPrefix(src, r.Prefix), r.Library), d)
-		return registry.BlobInfo{Digest: d, Size: size}, unavailable(r, err)
+		return registry.BlobInfo{Digest: d, Size: size}, s.unavailable(r, err)
 	})
 }
 
 // OpenBlob streams a blob from the local store or, for a remote's blob
-// not cached yet, from upstream while caching it.
+// not cached yet, from upstream while caching it. It follows StatBlob,
+// which audited the sources refused.
 func (s *Store) OpenBlob(ctx context.Context, repo string, d digest.Digest, offset, length int64) (io.ReadCloser, error) {
-	return firstOf(s, repo, func(src string) (io.ReadCloser, error) {
+	return firstOf(ctx, s, repo, false, func(src string) (io.ReadCloser, error) {
 		rc, err := s.Store.OpenBlob(ctx, src, d, offset, length)
 		r, remote := s.policy().RemoteFor(src)
 		if !remote || !errors.Is(err, registry.ErrBlobUnknown) {
@@ -194,9 +202,10 @@ func (s *Store) OpenBlob(ctx context.Context, repo string, d digest.Digest, offs
 	})
 }
 
-// BlobURL redirects only to blobs the bucket holds.
+// BlobURL redirects only to blobs the bucket holds, of sources the
+// caller may read. It follows StatBlob, which audited the sources refused.
 func (s *Store) BlobURL(ctx context.Context, repo string, d digest.Digest) (string, bool, error) {
-	srcs := s.sources(repo)
+	srcs := s.readable(ctx, repo)
 	if len(srcs) == 1 && srcs[0] == repo {
 		if _, remote := s.policy().RemoteFor(repo); !remote {
 			return s.Store.BlobURL(ctx, repo, d)
@@ -217,18 +226,21 @@ func (s *Store) Tags(ctx context.Context, repo, last string, n int) ([]string, b
 		tags []string
 		more bool
 	}
-	p, err := firstOf(s, repo, func(src string) (page, error) {
+	p, err := firstOf(ctx, s, repo, true, func(src string) (page, error) {
 		tags, more, err := s.Store.Tags(ctx, src, last, n)
 		return page{tags, more}, err
 	})
 	return p.tags, p.more, err
 }
 
-// Referrers lists the referrers of the first source that has the subject.
+// Referrers lists the referrers of the subject in every source the caller
+// may read.
 func (s *Store) Referrers(ctx context.Context, repo string, d digest.Digest, artifactType string) ([]ocispec.Descriptor, error) {
-	srcs := s.sources(repo)
 	all := []ocispec.Descriptor{} // an empty list, never null, in the index
-	for _, src := range srcs {
+	for _, src := range s.sources(repo) {
+		if !s.mayRead(ctx, repo, src, true) {
+			continue
+		}
 		refs, err := s.Store.Referrers(ctx, src, d, artifactType)
 		if err != nil && !notFound(err) {
 			return nil, err
