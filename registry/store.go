@@ -23,9 +23,28 @@ type Store interface {
 	ManifestWriter
 	ManifestDeleter
 	Lister
-	// Ready reports whether the store's dependencies answer (for /readyz).
+	// Ready reports whether this replica can serve (for /readyz): nil
+	// when every dependency answers, a [*DegradedError] when it serves
+	// with one away (what needs it fails fast with UNAVAILABLE), any
+	// other error when it cannot serve at all.
 	Ready(ctx context.Context) error
 }
+
+// DegradedError is [Store.Ready]'s answer for a store that serves with a
+// dependency away: a balancer keeps the replica in, since every replica
+// is in the same state and reads of the index still work.
+type DegradedError struct {
+	// Dependency names what is away, such as "s3"; no internals.
+	Dependency string
+	// Err is why, for the log only.
+	Err error
+}
+
+// Error implements error.
+func (e *DegradedError) Error() string { return "degraded: " + e.Dependency + ": " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *DegradedError) Unwrap() error { return e.Err }
 
 // BlobInfo describes a stored blob.
 type BlobInfo struct {

@@ -31,12 +31,14 @@ type Part struct {
 // key, and returns its upload id.
 func (s *Store) CreateMultipart(ctx context.Context, key string) (_ string, err error) {
 	defer observe("CreateMultipartUpload", time.Now(), &err)
+	ctx, w := s.watch(ctx, s.cfg.ResponseTimeout)
+	defer w.release()
 	out, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: &s.cfg.Bucket,
 		Key:    &key,
 	})
 	if err != nil {
-		return "", wrap("CreateMultipartUpload", key, err)
+		return "", w.err("CreateMultipartUpload", key, err)
 	}
 	return aws.ToString(out.UploadId), nil
 }
@@ -47,16 +49,18 @@ func (s *Store) CreateMultipart(ctx context.Context, key string) (_ string, err 
 // replaces the part. A missing upload is [ErrNotFound].
 func (s *Store) UploadPart(ctx context.Context, key, uploadID string, number int32, body []byte) (_ string, err error) {
 	defer observe("UploadPart", time.Now(), &err)
+	ctx, w := s.watch(ctx, s.cfg.ResponseTimeout)
+	defer w.release()
 	out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
 		Bucket:        &s.cfg.Bucket,
 		Key:           &key,
 		UploadId:      &uploadID,
 		PartNumber:    &number,
-		Body:          bytes.NewReader(body),
+		Body:          watchSend(bytes.NewReader(body), w),
 		ContentLength: aws.Int64(int64(len(body))),
 	}, unsignedPayload)
 	if err != nil {
-		return "", wrap("UploadPart", key, err)
+		return "", w.err("UploadPart", key, err)
 	}
 	return aws.ToString(out.ETag), nil
 }
@@ -70,6 +74,8 @@ func (s *Store) CompleteMultipart(ctx context.Context, key, uploadID string, par
 		return fmt.Errorf("s3store: complete %q: no parts", key)
 	}
 	defer observe("CompleteMultipartUpload", time.Now(), &err)
+	ctx, w := s.watch(ctx, s.cfg.SlowResponseTimeout)
+	defer w.release()
 	completed := make([]types.CompletedPart, len(parts))
 	for i, p := range parts {
 		completed[i] = types.CompletedPart{PartNumber: aws.Int32(p.Number), ETag: aws.String(p.ETag)}
@@ -89,19 +95,21 @@ func (s *Store) CompleteMultipart(ctx context.Context, key, uploadID string, par
 		})
 		return err
 	})
-	return wrap("CompleteMultipartUpload", key, err)
+	return w.err("CompleteMultipartUpload", key, err)
 }
 
 // AbortMultipart discards the upload and its parts; an upload already gone
 // (aborted or completed) is not an error.
 func (s *Store) AbortMultipart(ctx context.Context, key, uploadID string) (err error) {
 	defer observe("AbortMultipartUpload", time.Now(), &err)
+	ctx, w := s.watch(ctx, s.cfg.ResponseTimeout)
+	defer w.release()
 	_, err = s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
 		Bucket:   &s.cfg.Bucket,
 		Key:      &key,
 		UploadId: &uploadID,
 	})
-	if err = wrap("AbortMultipartUpload", key, err); errors.Is(err, ErrNotFound) {
+	if err = w.err("AbortMultipartUpload", key, err); errors.Is(err, ErrNotFound) {
 		return nil
 	}
 	return err
@@ -143,9 +151,11 @@ func (s *Store) ListUploads(ctx context.Context, prefix string, fn func(UploadIn
 
 func (s *Store) listUploadsPage(ctx context.Context, in *s3.ListMultipartUploadsInput) (_ *s3.ListMultipartUploadsOutput, err error) {
 	defer observe("ListMultipartUploads", time.Now(), &err)
+	ctx, w := s.watch(ctx, s.cfg.ResponseTimeout)
+	defer w.release()
 	out, err := s.client.ListMultipartUploads(ctx, in)
 	if err != nil {
-		return nil, wrap("ListMultipartUploads", aws.ToString(in.Prefix), err)
+		return nil, w.err("ListMultipartUploads", aws.ToString(in.Prefix), err)
 	}
 	return out, nil
 }
@@ -177,12 +187,14 @@ func (s *Store) copySource(key string) *string {
 // copyObject copies with one CopyObject call.
 func (s *Store) copyObject(ctx context.Context, srcKey, dstKey string) (err error) {
 	defer observe("CopyObject", time.Now(), &err)
+	ctx, w := s.watch(ctx, s.cfg.SlowResponseTimeout)
+	defer w.release()
 	_, err = s.client.CopyObject(ctx, &s3.CopyObjectInput{
 		Bucket:     &s.cfg.Bucket,
 		Key:        &dstKey,
 		CopySource: s.copySource(srcKey),
 	})
-	return wrap("CopyObject", srcKey, err)
+	return w.err("CopyObject", srcKey, err)
 }
 
 // copyPartSize is the configured part size, grown for objects that would
@@ -232,6 +244,8 @@ func (s *Store) copyMultipart(ctx context.Context, srcKey, dstKey string, size i
 // uploadPartCopy copies bytes first..last of srcKey as one part.
 func (s *Store) uploadPartCopy(ctx context.Context, srcKey, dstKey, uploadID string, number int32, first, last int64) (_ string, err error) {
 	defer observe("UploadPartCopy", time.Now(), &err)
+	ctx, w := s.watch(ctx, s.cfg.SlowResponseTimeout)
+	defer w.release()
 	out, err := s.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
 		Bucket:          &s.cfg.Bucket,
 		Key:             &dstKey,
@@ -241,7 +255,7 @@ func (s *Store) uploadPartCopy(ctx context.Context, srcKey, dstKey, uploadID str
 		CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", first, last)),
 	})
 	if err != nil {
-		return "", wrap("UploadPartCopy", srcKey, err)
+		return "", w.err("UploadPartCopy", srcKey, err)
 	}
 	if out.CopyPartResult == nil {
 		return "", fmt.Errorf("s3store: UploadPartCopy %q part %d: no result", srcKey, number)

@@ -44,6 +44,8 @@ type ObjectInfo struct {
 // went out, so its failures are returned as they come.
 func (s *Store) PutObject(ctx context.Context, key string, body io.Reader, size int64) (err error) {
 	defer observe("PutObject", time.Now(), &err)
+	ctx, w := s.watch(ctx, s.cfg.ResponseTimeout)
+	defer w.release()
 	if size < 0 {
 		return fmt.Errorf("s3store: put %q: negative size %d", key, size)
 	}
@@ -59,13 +61,14 @@ func (s *Store) PutObject(ctx context.Context, key string, body io.Reader, size 
 	if size == 0 {
 		r = bytes.NewReader(nil)
 	}
+	r = watchSend(r, w)
 	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        &s.cfg.Bucket,
 		Key:           &key,
 		Body:          r,
 		ContentLength: aws.Int64(size),
 	}, unsignedPayload)
-	return wrap("PutObject", key, err)
+	return w.err("PutObject", key, err)
 }
 
 // PutBytes stores b at key, replacing any object there.
@@ -100,17 +103,21 @@ func (s *Store) GetObject(ctx context.Context, key string, offset, length int64)
 	case offset > 0:
 		in.Range = aws.String(fmt.Sprintf("bytes=%d-", offset))
 	}
+	ctx, w := s.watch(ctx, s.cfg.ResponseTimeout)
 	out, err := s.client.GetObject(ctx, in)
 	if err != nil {
-		return nil, wrap("GetObject", key, err)
+		w.release()
+		return nil, w.err("GetObject", key, err)
 	}
+	w.disarm()
 	if in.Range != nil && out.ContentRange == nil {
 		// A server that ignores Range sends the whole object; passing that
 		// on as the requested range would corrupt the caller's response.
 		out.Body.Close()
+		w.release()
 		return nil, fmt.Errorf("s3store: GetObject %q: server ignored range %s", key, *in.Range)
 	}
-	return out.Body, nil
+	return &recvWatch{body: out.Body, w: w, op: "GetObject", key: key}, nil
 }
 
 // GetBytes reads the whole object at key, which must be small (a link or a
@@ -134,9 +141,11 @@ func (s *Store) GetBytes(ctx context.Context, key string) ([]byte, error) {
 // Stat describes the object at key, or returns [ErrNotFound].
 func (s *Store) Stat(ctx context.Context, key string) (_ ObjectInfo, err error) {
 	defer observe("HeadObject", time.Now(), &err)
+	ctx, w := s.watch(ctx, s.cfg.ResponseTimeout)
+	defer w.release()
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.cfg.Bucket, Key: &key})
 	if err != nil {
-		return ObjectInfo{}, wrap("HeadObject", key, err)
+		return ObjectInfo{}, w.err("HeadObject", key, err)
 	}
 	return ObjectInfo{
 		Key:          key,
@@ -148,8 +157,10 @@ func (s *Store) Stat(ctx context.Context, key string) (_ ObjectInfo, err error) 
 // Delete removes the object at key; a missing object is not an error.
 func (s *Store) Delete(ctx context.Context, key string) (err error) {
 	defer observe("DeleteObject", time.Now(), &err)
+	ctx, w := s.watch(ctx, s.cfg.ResponseTimeout)
+	defer w.release()
 	_, err = s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.cfg.Bucket, Key: &key})
-	if err = wrap("DeleteObject", key, err); errors.Is(err, ErrNotFound) {
+	if err = w.err("DeleteObject", key, err); errors.Is(err, ErrNotFound) {
 		return nil
 	}
 	return err
@@ -214,6 +225,8 @@ func (s *Store) deleteKeys(ctx context.Context, keys []string) error {
 // deleteObjects removes keys with one DeleteObjects request.
 func (s *Store) deleteObjects(ctx context.Context, keys []string) (err error) {
 	defer observe("DeleteObjects", time.Now(), &err)
+	ctx, w := s.watch(ctx, s.cfg.ResponseTimeout)
+	defer w.release()
 	ids := make([]types.ObjectIdentifier, len(keys))
 	for i := range keys {
 		ids[i] = types.ObjectIdentifier{Key: &keys[i]}
@@ -222,6 +235,9 @@ func (s *Store) deleteObjects(ctx context.Context, keys []string) (err error) {
 		Bucket: &s.cfg.Bucket,
 		Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)},
 	})
+	if cut := w.cut("DeleteObjects", keys[0], err); cut != nil {
+		return cut
+	}
 	if err != nil {
 		return fmt.Errorf("s3store: DeleteObjects (%d keys from %q): %w", len(keys), keys[0], err)
 	}
@@ -316,7 +332,12 @@ func (s *Store) listPages(ctx context.Context, prefix, delimiter string, fn func
 // listPage fetches one page, instrumented.
 func (s *Store) listPage(ctx context.Context, in *s3.ListObjectsV2Input) (_ *s3.ListObjectsV2Output, err error) {
 	defer observe("ListObjectsV2", time.Now(), &err)
+	ctx, w := s.watch(ctx, s.cfg.ResponseTimeout)
+	defer w.release()
 	page, err := s.client.ListObjectsV2(ctx, in)
+	if cut := w.cut("ListObjectsV2", aws.ToString(in.Prefix), err); cut != nil {
+		return nil, cut
+	}
 	if err != nil {
 		return nil, fmt.Errorf("s3store: ListObjectsV2 %q: %w", aws.ToString(in.Prefix), err)
 	}

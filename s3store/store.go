@@ -36,6 +36,9 @@ const (
 	DefaultRetryMaxAttempts    = 5
 	DefaultRetryMaxBackoff     = 2 * time.Second
 	DefaultDialTimeout         = 3 * time.Second
+	DefaultResponseTimeout     = 10 * time.Second
+	DefaultSlowResponseTimeout = 5 * time.Minute
+	DefaultIdleTimeout         = 30 * time.Second
 	DefaultCopyThreshold       = maxCopyObjectSize
 	DefaultCopyPartSize        = 32 << 20
 	DefaultCopyConcurrency     = 16
@@ -83,6 +86,18 @@ type Config struct {
 	// DialTimeout bounds connecting to S3, so an endpoint that swallows
 	// packets fails an attempt instead of hanging it.
 	DialTimeout time.Duration
+	// ResponseTimeout bounds waiting for S3's answer to one operation,
+	// its retries included, so that a stalled S3 (it accepts connections
+	// and answers nothing) fails requests with an outage within seconds
+	// instead of holding their locks and transactions.
+	ResponseTimeout time.Duration
+	// SlowResponseTimeout is ResponseTimeout for the operations S3 works
+	// on before answering: completing a multipart upload and copying,
+	// which take minutes for objects of many gigabytes on some servers.
+	SlowResponseTimeout time.Duration
+	// IdleTimeout bounds how long a body in either direction may move no
+	// byte because of S3; a transfer that keeps moving is never cut.
+	IdleTimeout time.Duration
 
 	// CopyThreshold is the size above which [Store.Copy] switches from one
 	// CopyObject to a multipart copy. It may not exceed 5 GiB, S3's limit.
@@ -117,6 +132,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.DialTimeout <= 0 {
 		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.ResponseTimeout <= 0 {
+		c.ResponseTimeout = DefaultResponseTimeout
+	}
+	if c.SlowResponseTimeout <= 0 {
+		c.SlowResponseTimeout = DefaultSlowResponseTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
 	}
 	if c.CopyThreshold <= 0 {
 		c.CopyThreshold = DefaultCopyThreshold
@@ -229,7 +253,12 @@ func (s *Store) Bucket() string { return s.cfg.Bucket }
 // for readiness probes.
 func (s *Store) Ping(ctx context.Context) (err error) {
 	defer observe("HeadBucket", time.Now(), &err)
+	ctx, w := s.watch(ctx, s.cfg.ResponseTimeout)
+	defer w.release()
 	_, err = s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.cfg.Bucket})
+	if cut := w.cut("HeadBucket", s.cfg.Bucket, err); cut != nil {
+		return cut
+	}
 	if err != nil && isUnavailable(err) {
 		return fmt.Errorf("%w: head bucket %q: %w", ErrUnavailable, s.cfg.Bucket, err)
 	}

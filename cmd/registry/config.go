@@ -44,6 +44,12 @@ func s3Flags() []cli.Flag {
 		&cli.StringFlag{Name: "s3-region", Value: "us-east-1", EnvVars: []string{"REGISTRY_S3_REGION"}, Usage: "bucket region"},
 		&cli.BoolFlag{Name: "s3-path-style", EnvVars: []string{"REGISTRY_S3_PATH_STYLE"}, Usage: "path-style addressing (most S3-compatible servers)"},
 		&cli.StringFlag{Name: "s3-prefix", EnvVars: []string{"REGISTRY_S3_PREFIX"}, Usage: "key prefix under which the registry's layout lives"},
+		&cli.DurationFlag{Name: "s3-response-timeout", Value: s3store.DefaultResponseTimeout, EnvVars: []string{"REGISTRY_S3_RESPONSE_TIMEOUT"},
+			Usage: "how long one S3 operation, its retries included, may wait for an answer before the request fails with 503"},
+		&cli.DurationFlag{Name: "s3-slow-response-timeout", Value: s3store.DefaultSlowResponseTimeout, EnvVars: []string{"REGISTRY_S3_SLOW_RESPONSE_TIMEOUT"},
+			Usage: "the same for completing a multipart upload and copying, which S3 may work on for minutes"},
+		&cli.DurationFlag{Name: "s3-idle-timeout", Value: s3store.DefaultIdleTimeout, EnvVars: []string{"REGISTRY_S3_IDLE_TIMEOUT"},
+			Usage: "how long a body sent to or read from S3 may move no byte because of S3; moving transfers are never cut"},
 	}
 }
 
@@ -137,11 +143,14 @@ func redactURL(host string, port uint16, db string) string {
 // variables and files.
 func openS3(ctx context.Context, c *cli.Context) (*s3store.Store, error) {
 	return s3store.New(ctx, s3store.Config{
-		Endpoint:  c.String("s3-endpoint"),
-		Region:    c.String("s3-region"),
-		Bucket:    c.String("s3-bucket"),
-		PathStyle: c.Bool("s3-path-style"),
-		Root:      strings.Trim(c.String("s3-prefix"), "/"),
+		Endpoint:            c.String("s3-endpoint"),
+		Region:              c.String("s3-region"),
+		Bucket:              c.String("s3-bucket"),
+		PathStyle:           c.Bool("s3-path-style"),
+		Root:                strings.Trim(c.String("s3-prefix"), "/"),
+		ResponseTimeout:     c.Duration("s3-response-timeout"),
+		SlowResponseTimeout: c.Duration("s3-slow-response-timeout"),
+		IdleTimeout:         c.Duration("s3-idle-timeout"),
 		// Only serve has the flag; elsewhere it reads as "".
 		PublicEndpoint: c.String("s3-public-endpoint"),
 	})

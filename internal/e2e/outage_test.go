@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ha-registry/ha-registry/internal/testenv"
@@ -31,8 +33,10 @@ const fastFail = 8 * time.Second
 
 // outageSetup starts a cluster whose replica reaches the dependency named
 // by envKey (REGISTRY_DATABASE_URL or REGISTRY_S3_ENDPOINT) through a
-// fault proxy, and returns a client of the replica and the proxy.
-func outageSetup(t *testing.T, envKey string) (*outageClient, *testenv.FaultProxy) {
+// fault proxy, and returns a client of the replica, the proxy, and the
+// cluster, whose further replicas go through the same proxy. env adds
+// KEY=VALUE settings to the replicas' environment.
+func outageSetup(t *testing.T, envKey string, env ...string) (*outageClient, *testenv.FaultProxy, *cluster) {
 	t.Helper()
 	c := newCluster(t)
 	var proxy *testenv.FaultProxy
@@ -52,8 +56,9 @@ func outageSetup(t *testing.T, envKey string) (*outageClient, *testenv.FaultProx
 	if proxy == nil {
 		t.Fatalf("%s is not in the cluster's environment", envKey)
 	}
+	c.env = append(c.env, env...)
 	r := c.startReplica(t, "r1", buildRegistry(t, false), testenv.FreeAddr(t))
-	return &outageClient{t: t, r: r, http: &http.Client{Timeout: time.Minute}}, proxy
+	return &outageClient{t: t, r: r, http: &http.Client{Timeout: time.Minute}}, proxy, c
 }
 
 // outageClient sends one request and measures it.
@@ -178,7 +183,7 @@ func withDigest(loc string, d digest.Digest) string {
 
 // TestPostgresOutage cuts PostgreSQL off from a serving replica.
 func TestPostgresOutage(t *testing.T) {
-	o, proxy := outageSetup(t, "REGISTRY_DATABASE_URL")
+	o, proxy, _ := outageSetup(t, "REGISTRY_DATABASE_URL")
 	r := o.r
 	before := o.push("outage/pg", "before", "a")
 	// An upload under way when the database goes.
@@ -228,18 +233,31 @@ func TestPostgresOutage(t *testing.T) {
 		3*time.Second, o.slowest.Round(time.Millisecond), back.Round(time.Millisecond))
 }
 
-// TestS3Outage cuts S3 off from a serving replica. What the index alone
-// answers (manifests, HEAD of blobs, tag lists) goes on being served.
+// TestS3Outage cuts S3 off from three serving replicas behind the shipped
+// haproxy configuration. What the index alone answers (manifests, HEAD of
+// blobs, tag lists) goes on being served, through the balancer too: the
+// replicas stay ready, degraded, since taking them all out would refuse
+// what they can still answer.
 func TestS3Outage(t *testing.T) {
-	o, proxy := outageSetup(t, "REGISTRY_S3_ENDPOINT")
+	o, proxy, c := outageSetup(t, "REGISTRY_S3_ENDPOINT")
 	r := o.r
+	bin := buildRegistry(t, false)
+	r2 := c.startReplica(t, "r2", bin, testenv.FreeAddr(t))
+	r3 := c.startReplica(t, "r3", bin, testenv.FreeAddr(t))
+	lb := startBalancer(t, [3]string{r.addr, r2.addr, r3.addr})
+	viaLB := &outageClient{t: t, r: &replica{name: "haproxy", addr: lb.addr}, http: o.http}
 	before := o.push("outage/s3", "before", "a")
 	loc := startUpload(t, r, "outage/s3")
 	chunk := bytes.Repeat([]byte("c"), 1000)
 
 	proxy.Cut()
 	cutAt := time.Now()
-	o.want(503, "GET", "/readyz", nil, nil)
+	if a := o.want(200, "GET", "/readyz", nil, nil); !bytes.Contains(a.body, []byte("degraded: s3")) {
+		t.Errorf("/readyz during the S3 cut says %q, want it to report s3 degraded", a.body)
+	}
+	if got := r.metric(t, "registry_degraded", `dependency="s3"`); got != 1 {
+		t.Errorf("registry_degraded{dependency=s3} = %v during the cut, want 1", got)
+	}
 	o.want(503, "GET", "/v2/outage/s3/blobs/"+before.layerD.String(), nil, nil)
 	layer2 := []byte("a layer pushed while S3 is away")
 	o.want(503, "POST", "/v2/outage/s3/blobs/uploads/?digest="+digest.FromBytes(layer2).String(),
@@ -255,6 +273,18 @@ func TestS3Outage(t *testing.T) {
 	o.want(200, "GET", "/v2/outage/s3/tags/list", nil, nil)
 	time.Sleep(time.Until(cutAt.Add(3 * time.Second)))
 	o.want(503, "GET", "/v2/outage/s3/blobs/"+before.layerD.String(), nil, nil)
+	// By now haproxy's health checks would have taken out a replica whose
+	// /readyz failed (two checks, 1.25s); the index is still served.
+	for _, name := range []string{"r1", "r2", "r3"} {
+		if st, err := lb.serverStatus(name); err != nil || st != "UP" {
+			t.Errorf("haproxy: %s is %q (%v) during the S3 cut, want UP", name, st, err)
+		}
+	}
+	if a := viaLB.want(200, "GET", "/v2/outage/s3/manifests/before", map[string]string{"Accept": "application/vnd.oci.image.manifest.v1+json"}, nil); !bytes.Equal(a.body, before.manifest) {
+		t.Errorf("manifest served through haproxy during the S3 cut differs")
+	}
+	viaLB.want(200, "GET", "/v2/outage/s3/tags/list", nil, nil)
+	viaLB.want(503, "GET", "/v2/outage/s3/blobs/"+before.layerD.String(), nil, nil)
 
 	proxy.Restore()
 	back := o.waitReady(30 * time.Second)
@@ -272,4 +302,58 @@ func TestS3Outage(t *testing.T) {
 	}
 	t.Logf("S3 cut for %v: slowest 503 took %v; ready again %v after it came back",
 		3*time.Second, o.slowest.Round(time.Millisecond), back.Round(time.Millisecond))
+}
+
+// TestS3Stall stalls S3 (connections accepted, no byte answered) under a
+// serving replica: a push fails within the configured deadline with 503,
+// holds no database transaction open afterwards, and works again once S3
+// answers. Without deadlines it would hang for as long as the kernel kept
+// the connection, holding the push's locks.
+func TestS3Stall(t *testing.T) {
+	o, proxy, c := outageSetup(t, "REGISTRY_S3_ENDPOINT",
+		"REGISTRY_S3_RESPONSE_TIMEOUT=2s", "REGISTRY_S3_IDLE_TIMEOUT=2s")
+	before := o.push("stall/app", "before", "a")
+	loc := startUpload(t, o.r, "stall/app")
+
+	proxy.Stall()
+	layer := bytes.Repeat([]byte("s"), 64<<10)
+	o.want(503, "POST", "/v2/stall/app/blobs/uploads/?digest="+digest.FromBytes(layer).String(),
+		map[string]string{"Content-Type": "application/octet-stream"}, layer)
+	o.want(503, "PUT", "/v2/stall/app/manifests/again", map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, before.manifest)
+	// A whole part goes to S3 as it arrives: the chunk's transaction is
+	// the one a stall would hold open.
+	part := bytes.Repeat([]byte("p"), 5<<20)
+	o.want(503, "PATCH", loc, map[string]string{"Content-Range": fmt.Sprintf("0-%d", len(part)-1), "Content-Type": "application/octet-stream"}, part)
+	o.want(503, "GET", "/v2/stall/app/blobs/"+before.layerD.String(), nil, nil)
+	if n := openTransactions(t, c.dbURL); n != 0 {
+		t.Errorf("%d database sessions idle in a transaction after the stalled requests failed, want 0", n)
+	}
+
+	proxy.Restore()
+	o.waitReady(30 * time.Second)
+	o.pull(before)
+	o.want(201, "POST", "/v2/stall/app/blobs/uploads/?digest="+digest.FromBytes(layer).String(),
+		map[string]string{"Content-Type": "application/octet-stream"}, layer)
+	o.want(201, "PUT", "/v2/stall/app/manifests/again", map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, before.manifest)
+	t.Logf("S3 stalled: slowest 503 took %v", o.slowest.Round(time.Millisecond))
+}
+
+// openTransactions counts the sessions on the database at url, other
+// than this one, that sit inside a transaction.
+func openTransactions(t *testing.T, url string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	err = conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'`).Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -100,13 +101,23 @@ func New(db *pgxpool.Pool, s3 *s3store.Store, cfg Config) (*Store, error) {
 	return st, nil
 }
 
-// Ready reports whether PostgreSQL and S3 both answer.
+// Ready reports whether this replica can serve. Without PostgreSQL, or
+// with a database that refuses writes (a standby, or a primary being
+// demoted), it cannot: the balancer must take it out. Without S3 it
+// serves degraded: manifests, tag lists and blob HEADs come from the
+// index, and every replica shares the same S3, so taking them all out
+// would refuse what they can still answer.
 func (s *Store) Ready(ctx context.Context) error {
-	if err := s.db.Ping(ctx); err != nil {
+	var readOnly bool
+	err := s.db.QueryRow(ctx, `SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'`).Scan(&readOnly)
+	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
+	if readOnly {
+		return errors.New("postgres: the database is read-only (a standby, or default_transaction_read_only)")
+	}
 	if err := s.s3.Ping(ctx); err != nil {
-		return fmt.Errorf("s3: %w", err)
+		return &registry.DegradedError{Dependency: "s3", Err: err}
 	}
 	return nil
 }
@@ -145,10 +156,29 @@ func dbErr(err error) error {
 	var ce *pgconn.ConnectError
 	var ne net.Error
 	if errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
-		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		serverUnavailable(err) {
 		return fmt.Errorf("%w: %w", registry.ErrUnavailable.WithMessage("metadata database unavailable"), err)
 	}
 	return err
+}
+
+// serverUnavailable reports whether PostgreSQL refused err's statement
+// for a reason of the moment, not of the statement: the server shuts
+// down or fails over (admin_shutdown, crash_shutdown, cannot_connect_now),
+// the connection broke (class 08), it has no connection slot free, or it
+// is a standby that refuses writes (read_only_sql_transaction). The
+// client should retry, on this replica or another, so 503, never 500.
+func serverUnavailable(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "57P01", "57P02", "57P03", "25006", "53300":
+		return true
+	}
+	return strings.HasPrefix(pe.Code, "08")
 }
 
 // ensureRepository returns repo's id, creating the row on first use. The

@@ -4,7 +4,6 @@
 package testenv
 
 import (
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -13,15 +12,19 @@ import (
 // FaultProxy is a TCP proxy on loopback that a test puts between the
 // registry and one of its dependencies, to cut the dependency off and bring
 // it back while the registry keeps running. It behaves like toxiproxy's
-// disable: a cut closes every open connection and refuses new ones.
+// disable: a cut closes every open connection and refuses new ones. It
+// can also stall: keep every connection open and move no byte, as a hung
+// server does.
 type FaultProxy struct {
 	target string
 	ln     net.Listener
 
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	cut     bool
+	stalled bool
+	flowing *sync.Cond // signalled when a stall ends
+	conns   map[net.Conn]struct{}
+	wg      sync.WaitGroup
 }
 
 // NewFaultProxy forwards a fresh loopback port to target (host:port) until
@@ -33,6 +36,7 @@ func NewFaultProxy(t testing.TB, target string) *FaultProxy {
 		t.Fatalf("fault proxy: %v", err)
 	}
 	p := &FaultProxy{target: target, ln: ln, conns: map[net.Conn]struct{}{}}
+	p.flowing = sync.NewCond(&p.mu)
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.close)
@@ -54,11 +58,48 @@ func (p *FaultProxy) Cut() {
 	}
 }
 
-// Restore lets connections through again.
+// Stall keeps every connection, open and new, open but moves no byte
+// in either direction until Restore: the server accepts and never
+// answers.
+func (p *FaultProxy) Stall() {
+	p.mu.Lock()
+	p.stalled = true
+	p.mu.Unlock()
+}
+
+// Restore lets connections through again, ending a cut or a stall.
 func (p *FaultProxy) Restore() {
 	p.mu.Lock()
 	p.cut = false
+	p.stalled = false
+	p.flowing.Broadcast()
 	p.mu.Unlock()
+}
+
+// waitFlowing blocks while the proxy is stalled.
+func (p *FaultProxy) waitFlowing() {
+	p.mu.Lock()
+	for p.stalled {
+		p.flowing.Wait()
+	}
+	p.mu.Unlock()
+}
+
+// copy moves bytes from src to dst, holding them while stalled.
+func (p *FaultProxy) copy(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.waitFlowing()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 func (p *FaultProxy) accept() {
@@ -90,7 +131,7 @@ func (p *FaultProxy) serve(client net.Conn) {
 	}
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
+		p.copy(dst, src)
 		// One direction ended: end both, as a proxy that lost a side does.
 		dst.Close()
 		src.Close()
@@ -124,6 +165,7 @@ func (p *FaultProxy) untrack(c net.Conn) {
 func (p *FaultProxy) close() {
 	p.ln.Close()
 	p.Cut()
+	p.Restore() // wakes the stalled copies, whose connections Cut closed
 	p.wg.Wait()
 }
 

@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/rs/zerolog"
+
+	"github.com/ha-registry/ha-registry/registry"
 )
 
 // The HTTP metrics. Labels are bounded: route is the parsed kind, method is
@@ -48,7 +50,27 @@ var (
 		Name: "registry_http_errors_total",
 		Help: "Error responses, by OCI error code.",
 	}, []string{"code"})
+
+	degradedGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "registry_degraded",
+		Help: "1 while the last readiness probe found the dependency away and the replica serving without it.",
+	}, []string{"dependency"})
 )
+
+// degradable are the dependencies a replica serves without, so that the
+// gauge shows each at 0 before it is ever away.
+var degradable = []string{"s3"}
+
+// setDegraded records the last readiness probe's finding (nil: whole).
+func setDegraded(d *registry.DegradedError) {
+	for _, dep := range degradable {
+		v := 0.0
+		if d != nil && d.Dependency == dep {
+			v = 1
+		}
+		degradedGauge.WithLabelValues(dep).Set(v)
+	}
+}
 
 // statusClientClosed is recorded (never sent) when the client went away
 // before we answered, as nginx does, so such requests are not counted as

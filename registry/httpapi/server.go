@@ -6,6 +6,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -248,11 +249,22 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 	x := exchangeFrom(r.Context())
 	x.route = "health"
 	status, text := http.StatusOK, "ok\n"
-	if s.draining.Load() {
+	var degraded *registry.DegradedError
+	err := s.ready(r.Context())
+	switch {
+	case s.draining.Load():
 		status, text = http.StatusServiceUnavailable, "draining\n"
-	} else if err := s.ready(r.Context()); err != nil {
+	case errors.As(err, &degraded):
+		// Still ready: what needs the dependency fails fast with 503,
+		// the rest is served.
+		x.log.Warn().Err(err).Msg("serving degraded")
+		text = "degraded: " + degraded.Dependency + " unavailable\n"
+	case err != nil:
 		x.log.Warn().Err(err).Msg("not ready")
 		status, text = http.StatusServiceUnavailable, "not ready\n"
+	}
+	if !s.draining.Load() {
+		setDegraded(degraded)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(status)
