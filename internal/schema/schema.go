@@ -136,6 +136,12 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A database already at this binary's version needs nothing, not even
+	// the version table's DDL: so `serve --migrate` also starts as a
+	// serving role that owns nothing, once the owner has migrated.
+	if st, err := readState(ctx, pool); err == nil && st.version >= len(ms) {
+		return nil, st.servableBy(len(ms))
+	}
 	lock, err := pglock.Acquire(ctx, pool, pglock.Key(pglock.NamespaceMigrate, "schema"), pglock.Exclusive)
 	if err != nil {
 		return nil, fmt.Errorf("waiting for the migration lock: %w", err)
