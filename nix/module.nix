@@ -698,9 +698,11 @@ in
         ha-registry = {
           description = "ha-registry replica";
           wantedBy = [ "multi-user.target" ];
-          wants = dependencies;
+          # After the owner's migration; wanted, not required: when it
+          # failed (PostgreSQL not up yet), serve refuses a schema behind
+          # it and both are tried again until it succeeds.
+          wants = dependencies ++ lib.optional splitRoles "ha-registry-migrate.service";
           after = dependencies ++ lib.optional splitRoles "ha-registry-migrate.service";
-          requires = lib.optional splitRoles "ha-registry-migrate.service";
           environment = serveEnvironment;
           # A new policy is applied by a reload, not a restart: no request
           # is cut and no replica drains for a change of quotas.
@@ -740,9 +742,12 @@ in
           # package): every migrate re-grants, so tables a release adds
           # reach the serving role before the new serve starts.
           restartTriggers = [ cfg.package ];
+          startLimitIntervalSec = 0;
           serviceConfig = hardening // {
             Type = "oneshot";
             RemainAfterExit = true;
+            Restart = "on-failure";
+            RestartSec = "5s";
             ExecStart = "${lib.getExe' cfg.package "registry"} migrate";
             EnvironmentFile = migrateEnvironmentFiles;
             # Waiting behind another host's migrations.
