@@ -142,3 +142,13 @@ func TestGrantRefusesTheOwner(t *testing.T) {
 		}
 	}
 }
+
+// TestServingRoleCannotMigrate: a serving role asked to migrate a database
+// behind its binary is told which role must.
+func TestServingRoleCannotMigrate(t *testing.T) {
+	db := testenv.PostgresDatabase(t)
+	_, err := Migrate(t.Context(), mustPool(t, db.Serving))
+	if err == nil || !strings.Contains(err.Error(), "migrate --grant-to") {
+		t.Fatalf("Migrate as the serving role on an empty database = %v, want a pointer to migrate --grant-to as the owner", err)
+	}
+}

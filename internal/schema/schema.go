@@ -21,6 +21,7 @@ package schema
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"regexp"
@@ -29,6 +30,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ha-registry/ha-registry/pglock"
@@ -127,6 +129,9 @@ const createVersionTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
     min_binary_schema integer NOT NULL DEFAULT 0
 )`
 
+// insufficientPrivilege is PostgreSQL's SQLSTATE for a permission error.
+const insufficientPrivilege = "42501"
+
 // Migrate applies the migrations the database lacks, each in its own
 // transaction, under a cluster-wide advisory lock: replicas started
 // together migrate once, the others wait and then find nothing to do. It
@@ -149,6 +154,10 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
 	defer lock.Release(context.Background())
 
 	if _, err := pool.Exec(ctx, createVersionTable); err != nil {
+		if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == insufficientPrivilege {
+			return nil, fmt.Errorf("creating schema_migrations: %w: this role may not change the schema; "+
+				"run `registry migrate --grant-to SERVING_ROLE` as the role that owns it", err)
+		}
 		return nil, fmt.Errorf("creating schema_migrations: %w", err)
 	}
 	// Databases created before the floor column existed.
