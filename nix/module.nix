@@ -54,7 +54,9 @@ let
   # those it has no flag for, so serve and the jobs share one environment.
   environment = lib.filterAttrs (_: value: value != null) {
     REGISTRY_LISTEN = listen;
-    REGISTRY_MIGRATE = lib.boolToString cfg.migrate;
+    # With two database roles the oneshot ha-registry-migrate migrates, as
+    # the owner; the serving role could not.
+    REGISTRY_MIGRATE = lib.boolToString (cfg.migrate && !splitRoles);
     REGISTRY_DRAIN_DELAY = "${toString cfg.drainDelay}s";
     REGISTRY_SHUTDOWN_TIMEOUT = "${toString cfg.shutdownTimeout}s";
     REGISTRY_LOG_LEVEL = cfg.logLevel;
@@ -171,6 +173,20 @@ let
   inStore = file: file != null && lib.hasPrefix "${builtins.storeDir}/" file;
 
   environmentFiles = lib.optionals (cfg.environmentFile != null) [ cfg.environmentFile ];
+
+  # Two database roles (docs/auth.md, "Database roles"): the schema's owner
+  # migrates, in the oneshot ha-registry-migrate before serve, and grants
+  # `database.servingRole`, which serve, the jobs and `ha-registry` connect
+  # as. The owner's URL and secrets reach only that unit.
+  splitRoles = cfg.database.servingRole != null;
+  migrateEnvironment =
+    environment
+    // lib.filterAttrs (_: value: value != null) {
+      REGISTRY_DATABASE_URL = cfg.database.ownerUrl;
+      REGISTRY_GRANT_TO = cfg.database.servingRole;
+    };
+  migrateEnvironmentFiles =
+    environmentFiles ++ lib.optionals (cfg.database.ownerEnvironmentFile != null) [ cfg.database.ownerEnvironmentFile ];
 
   # Units to start after: the network, and PostgreSQL when it runs here.
   dependencies = [ "network-online.target" ] ++ lib.optional config.services.postgresql.enable "postgresql.service";
@@ -294,6 +310,45 @@ in
         the other options. Give it as a string, so that it stays out of the
         Nix store.
       '';
+    };
+
+    database = {
+      servingRole = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "registry_serving";
+        description = ''
+          The PostgreSQL role `databaseUrl` connects as, when it is not the
+          role that owns the schema. Then the oneshot unit
+          ha-registry-migrate runs `registry migrate --grant-to
+          <servingRole>` as the owner (`ownerUrl`) before serve starts, on
+          every start of a new release, and serve runs without `--migrate`.
+          The serving role may then append to the audit log but not change,
+          delete or truncate it, nor disable its trigger (docs/auth.md).
+          Create both roles first; `null` serves as one role that owns all.
+        '';
+      };
+      ownerUrl = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "postgres://registry_owner@db.internal:5432/registry?sslmode=verify-full";
+        description = ''
+          PostgreSQL URL as the role that owns the schema, for
+          ha-registry-migrate only. Leave the password out and put
+          `PGPASSWORD=...` in `ownerEnvironmentFile`, or set this to `null`
+          and put the whole `REGISTRY_DATABASE_URL=...` there.
+        '';
+      };
+      ownerEnvironmentFile = mkOption {
+        type = types.nullOr types.path;
+        default = null;
+        example = "/run/secrets/ha-registry-owner.env";
+        description = ''
+          Like `environmentFile`, read after it, for ha-registry-migrate
+          only: the owner's `PGPASSWORD` or `REGISTRY_DATABASE_URL`, which
+          serve and the jobs never see. Give it as a string.
+        '';
+      };
     };
 
     migrate = mkOption {
@@ -597,6 +652,10 @@ in
   config = mkIf cfg.enable {
     assertions = [
       {
+        assertion = !splitRoles || cfg.database.ownerUrl != null || cfg.database.ownerEnvironmentFile != null;
+        message = "services.ha-registry: `database.servingRole` needs the owner's URL: `database.ownerUrl` or a REGISTRY_DATABASE_URL in `database.ownerEnvironmentFile`.";
+      }
+      {
         assertion = !(hasPolicy && cfg.policyFile != null);
         message = "services.ha-registry: set `policy` or `policyFile`, not both.";
       }
@@ -639,8 +698,11 @@ in
         ha-registry = {
           description = "ha-registry replica";
           wantedBy = [ "multi-user.target" ];
-          wants = dependencies;
-          after = dependencies;
+          # After the owner's migration; wanted, not required: when it
+          # failed (PostgreSQL not up yet), serve refuses a schema behind
+          # it and both are tried again until it succeeds.
+          wants = dependencies ++ lib.optional splitRoles "ha-registry-migrate.service";
+          after = dependencies ++ lib.optional splitRoles "ha-registry-migrate.service";
           environment = serveEnvironment;
           # A new policy is applied by a reload, not a restart: no request
           # is cut and no replica drains for a change of quotas.
@@ -668,6 +730,29 @@ in
             LimitNOFILE = 65536;
           }
           // lib.optionalAttrs refreshCredentials { RefreshOnReload = "credentials"; };
+        };
+      }
+      // lib.optionalAttrs splitRoles {
+        ha-registry-migrate = {
+          description = "ha-registry: migrate the database as its owner and grant the serving role";
+          wants = dependencies;
+          after = dependencies;
+          environment = migrateEnvironment;
+          # Runs once per boot and again whenever the unit changes (a new
+          # package): every migrate re-grants, so tables a release adds
+          # reach the serving role before the new serve starts.
+          restartTriggers = [ cfg.package ];
+          startLimitIntervalSec = 0;
+          serviceConfig = hardening // {
+            Type = "oneshot";
+            RemainAfterExit = true;
+            Restart = "on-failure";
+            RestartSec = "5s";
+            ExecStart = "${lib.getExe' cfg.package "registry"} migrate";
+            EnvironmentFile = migrateEnvironmentFiles;
+            # Waiting behind another host's migrations.
+            TimeoutStartSec = "15min";
+          };
         };
       }
       // lib.mapAttrs' (
