@@ -118,7 +118,8 @@ func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 type countingBody struct {
 	io.ReadCloser
 	n    int64
-	eof  bool
+	eof  bool // the body ended
+	cut  bool // a read failed: what follows is not to be waited for
 	rc   *http.ResponseController
 	idle time.Duration
 	rate *rateMeter // nil: no minimum rate
@@ -138,16 +139,23 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	b.n += int64(n)
 	b.eof = b.eof || err == io.EOF
 	if b.rate != nil && (b.rate.read(time.Since(start), n) || byRate && isDeadline(err)) {
+		b.cut = true
 		return n, b.rate.tooSlow()
 	}
+	b.cut = b.cut || err != nil && err != io.EOF
 	return n, err
 }
 
 // drain bounds what is left after the handler: net/http reads a body the
 // handler left unread before it answers, to keep the connection, and a
-// body that trickles would hold the answer (a refusal) back for ever.
+// body that trickles would hold the answer (a refusal) back for ever. A
+// body already cut gets no more time at all.
 func (b *countingBody) drain() {
-	if !b.eof {
+	switch {
+	case b.eof:
+	case b.cut:
+		_ = b.rc.SetReadDeadline(time.Now())
+	default:
 		_ = b.rc.SetReadDeadline(time.Now().Add(drainGrace))
 	}
 }
