@@ -7,18 +7,21 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os/exec"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/urfave/cli/v2"
 
 	"github.com/ha-registry/ha-registry/internal/testenv"
 )
@@ -227,11 +230,12 @@ func TestTricklingClientsCannotTakeUploads(t *testing.T) {
 		"REGISTRY_UPLOAD_CONNS=4", "REGISTRY_UPLOAD_CONNS_PER_CLIENT=2", "REGISTRY_UPLOAD_CONN_WAIT=1s",
 		"REGISTRY_BODY_MIN_RATE=1024", "REGISTRY_BODY_RATE_WINDOW="+window.String())
 	victim, mallory, trudy := from("127.0.0.1"), "127.0.0.2", "127.0.0.3"
+	malloryC, trudyC := from(mallory), from(trudy)
 
 	var sessions []string
 	var malloryTr []*trickle
 	for range 4 {
-		loc := startSession(t, from(mallory), base, "mallory/app")
+		loc := startSession(t, malloryC, base, "mallory/app")
 		sessions = append(sessions, loc)
 		malloryTr = append(malloryTr, startTrickle(t, mallory, loc, "PATCH", 100000, 250*time.Millisecond))
 	}
@@ -246,7 +250,7 @@ func TestTricklingClientsCannotTakeUploads(t *testing.T) {
 	// an upload waits about --upload-conn-wait, then is told to retry.
 	var trudyTr []*trickle
 	for range 2 {
-		loc := startSession(t, from(trudy), base, "trudy/app")
+		loc := startSession(t, trudyC, base, "trudy/app")
 		sessions = append(sessions, loc)
 		trudyTr = append(trudyTr, startTrickle(t, trudy, loc, "PATCH", 100000, 250*time.Millisecond))
 	}
@@ -335,5 +339,57 @@ func TestStalledManifestsAreBounded(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 201 {
 		t.Errorf("manifest PUT after the cut: %d, want 201", resp.StatusCode)
+	}
+}
+
+// TestReadLimits checks the limits' defaults, derived from --upload-conns
+// and the memory limit, and that impossible values are refused.
+func TestReadLimits(t *testing.T) {
+	original := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(original) })
+	read := func(memLimit int64, args ...string) (limits, error) {
+		t.Helper()
+		debug.SetMemoryLimit(memLimit)
+		set := flag.NewFlagSet("serve", flag.ContinueOnError)
+		flags := append(limitFlags(), &cli.IntFlag{Name: "upload-conns", Value: defaultUploadConns})
+		for _, f := range flags {
+			if err := f.Apply(set); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := set.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		return readLimits(cli.NewContext(nil, set, nil))
+	}
+	for _, tc := range []struct {
+		name     string
+		memLimit int64
+		args     []string
+		perConn  int
+		manifest int64
+	}{
+		{"defaults, the idle budget", 48 << 20, nil, 10, 12 << 20},
+		{"a large limit is capped", 8 << 30, nil, 10, 256 << 20},
+		{"a small limit keeps one manifest", 8 << 20, nil, 10, 4 << 20},
+		{"one connection", 48 << 20, []string{"--upload-conns", "1"}, 1, 12 << 20},
+		{"set", 48 << 20, []string{"--upload-conns-per-client", "3", "--manifest-memory", "64"}, 3, 64 << 20},
+	} {
+		l, err := read(tc.memLimit, tc.args...)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if l.uploadsPerClient != tc.perConn || l.manifestMemory != tc.manifest ||
+			l.bodyMinRate != 1024 || l.bodyRateWindow != 30*time.Second || l.uploadConnWait != 5*time.Second {
+			t.Errorf("%s: %+v; want %d per client, %d manifest bytes and the default rate and wait", tc.name, l, tc.perConn, tc.manifest)
+		}
+	}
+	for _, args := range [][]string{
+		{"--body-min-rate", "-1"}, {"--body-rate-window", "0s"}, {"--upload-conn-wait", "-1s"},
+		{"--upload-conns-per-client", "-1"}, {"--manifest-memory", "-1"}, {"--manifest-memory", "3"},
+	} {
+		if _, err := read(48<<20, args...); err == nil {
+			t.Errorf("%v was accepted", args)
+		}
 	}
 }
