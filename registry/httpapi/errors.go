@@ -50,10 +50,10 @@ func retryAfter(e *registry.Error) string {
 
 // writeError is the one place errors become responses. A [registry.Error]
 // is answered with its code, message and status, a [registry.Outage] with
-// 503 UNAVAILABLE; a 429, or an error that says how long to wait, also
-// with Retry-After. Anything else is an internal failure: it is logged with the request id and answered
-// UNKNOWN/500 without its text. A client that went away is neither
-// answered nor logged as an error.
+// 503 UNAVAILABLE; a 429, and any error that names a wait, carry
+// Retry-After. Anything else is an internal failure: it is logged with the
+// request id and answered UNKNOWN/500 without its text. A client that went
+// away is neither answered nor logged as an error.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	x := exchangeFrom(r.Context())
 	rec, _ := w.(*recorder)
