@@ -70,6 +70,12 @@ let
     # serve, `registry quota` and `registry retention` read the same file.
     REGISTRY_POLICY_FILE = policyFile;
     REGISTRY_RETENTION_INTERVAL = cfg.retentionInterval;
+    # The limits on slow and greedy clients; null keeps the binary's default.
+    REGISTRY_BODY_MIN_RATE = lib.mapNullable toString cfg.limits.bodyMinRate;
+    REGISTRY_BODY_RATE_WINDOW = lib.mapNullable (s: "${toString s}s") cfg.limits.bodyRateWindow;
+    REGISTRY_UPLOAD_CONN_WAIT = lib.mapNullable (s: "${toString s}s") cfg.limits.uploadConnWait;
+    REGISTRY_UPLOAD_CONNS_PER_CLIENT = lib.mapNullable toString cfg.limits.uploadConnsPerClient;
+    REGISTRY_MANIFEST_MEMORY = lib.mapNullable toString cfg.limits.manifestMemory;
   } // cfg.environment;
 
   # The registry keeps no state on the host: it needs the network, its
@@ -377,6 +383,55 @@ in
       type = types.ints.unsigned;
       default = 30;
       description = "Seconds in-flight requests may then take to finish (REGISTRY_SHUTDOWN_TIMEOUT).";
+    };
+
+    # README.md, "Limits". null keeps the binary's default.
+    limits = {
+      bodyMinRate = mkOption {
+        type = types.nullOr types.ints.unsigned;
+        default = null;
+        example = 4096;
+        description = ''
+          Bytes a second a request body must average over
+          `limits.bodyRateWindow`, or the request fails and frees its upload
+          session and connection; 0 turns the minimum off
+          (REGISTRY_BODY_MIN_RATE; default 1024).
+        '';
+      };
+      bodyRateWindow = mkOption {
+        type = types.nullOr types.ints.positive;
+        default = null;
+        description = "Seconds over which `limits.bodyMinRate` is averaged (REGISTRY_BODY_RATE_WINDOW; default 30).";
+      };
+      uploadConnWait = mkOption {
+        type = types.nullOr types.ints.unsigned;
+        default = null;
+        description = ''
+          Seconds an upload waits for an upload connection before it is
+          answered 429 with Retry-After; 0 waits without bound
+          (REGISTRY_UPLOAD_CONN_WAIT; default 5).
+        '';
+      };
+      uploadConnsPerClient = mkOption {
+        type = types.nullOr types.ints.unsigned;
+        default = null;
+        description = ''
+          Uploads one user, robot or anonymous address may have in flight
+          on a replica; more are answered 429 (REGISTRY_UPLOAD_CONNS_PER_CLIENT;
+          default half of REGISTRY_UPLOAD_CONNS). Behind a load balancer,
+          anonymous clients are told apart only when the balancer is a
+          trusted proxy.
+        '';
+      };
+      manifestMemory = mkOption {
+        type = types.nullOr types.ints.unsigned;
+        default = null;
+        description = ''
+          MiB that manifest bodies being pushed may hold on a replica, at
+          least 4; more are answered 429 (REGISTRY_MANIFEST_MEMORY; default a
+          quarter of the memory limit, from 4 to 256).
+        '';
+      };
     };
 
     logLevel = mkOption {

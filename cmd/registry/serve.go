@@ -56,6 +56,7 @@ func serveCommand() *cli.Command {
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, EnvVars: []string{"REGISTRY_SHUTDOWN_TIMEOUT"},
 			Usage: "after the drain delay, how long in-flight requests may take to finish"},
 	}
+	flags = append(flags, limitFlags()...)
 	flags = append(flags, authFlags()...)
 	flags = append(flags, &cli.DurationFlag{Name: "scan-interval", EnvVars: []string{"REGISTRY_SCAN_INTERVAL"},
 		Usage: "scan images not scanned with the current vulnerability data this often (0: never); replicas share the work"})
@@ -77,6 +78,10 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	streaming, err := memoryLimit(c.Int("memory-limit"), log)
+	if err != nil {
+		return err
+	}
+	lim, err := readLimits(c)
 	if err != nil {
 		return err
 	}
@@ -138,7 +143,7 @@ func serve(c *cli.Context) error {
 	}
 	defer streamPool.Close()
 	st, err := store.New(pool, s3, store.Config{
-		AutoMount: c.Bool("auto-mount"), StreamDB: streamPool, Redirect: c.Bool("s3-redirect"),
+		AutoMount: c.Bool("auto-mount"), StreamDB: streamPool, StreamWait: lim.uploadConnWait, Redirect: c.Bool("s3-redirect"),
 		Streaming: streaming, Quotas: cur.QuotasFor, RecordPulls: true,
 		AuditLog: func(e store.AuditEvent) { logAuditEvent(log, e) },
 		Webhooks: func() []policy.Webhook { return cur.Get().Webhooks },
@@ -177,6 +182,8 @@ func serve(c *cli.Context) error {
 	opts := httpapi.Options{
 		Store: api, Logger: log, AutoMount: c.Bool("auto-mount"),
 		BodyIdleTimeout: c.Duration("body-idle-timeout"),
+		BodyMinRate:     lim.bodyMinRate, BodyRateWindow: lim.bodyRateWindow,
+		UploadsPerClient: lim.uploadsPerClient, ManifestMemory: lim.manifestMemory,
 	}
 	if gate != nil {
 		opts.Auth = gate
