@@ -31,16 +31,18 @@ type errorEntry struct {
 // and the spec tells clients to treat unknown codes as UNKNOWN.
 var errPaginationNumberInvalid = &registry.Error{Code: "PAGINATION_NUMBER_INVALID", Message: "n must be a non-negative integer", Status: http.StatusBadRequest}
 
-// DefaultRetryAfter is the Retry-After of a 429 whose error names no wait
-// of its own ([registry.Error.RetryAfter]).
+// DefaultRetryAfter is the Retry-After of a 429 or 503 whose error names
+// no wait of its own ([registry.Error.RetryAfter]).
 const DefaultRetryAfter = 5 * time.Second
 
 // retryAfter is the Retry-After value for e, in whole seconds (at least
-// one), or "" when e is not a 429 and names no wait.
+// one), or "" when e is neither a 429 nor a 503 and names no wait. A 503
+// is an outage of the moment (a database failing over, S3 away): the
+// client should come back, not give up.
 func retryAfter(e *registry.Error) string {
 	d := e.RetryAfter
 	if d <= 0 {
-		if e.HTTPStatus() != http.StatusTooManyRequests {
+		if st := e.HTTPStatus(); st != http.StatusTooManyRequests && st != http.StatusServiceUnavailable {
 			return ""
 		}
 		d = DefaultRetryAfter

@@ -16,9 +16,9 @@ import (
 	"github.com/ha-registry/ha-registry/registry"
 )
 
-// TestRetryAfter checks that every 429 tells the client when to retry,
-// with the error's own wait or the default, and that other errors carry
-// Retry-After only when they name a wait.
+// TestRetryAfter checks that every 429 and 503 tells the client when to
+// retry, with the error's own wait or the default, and that other errors
+// carry Retry-After only when they name a wait.
 func TestRetryAfter(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -29,7 +29,7 @@ func TestRetryAfter(t *testing.T) {
 		{"429 with the default", registry.ErrTooManyRequests.WithMessage("upload sessions capped"), 429, "5"},
 		{"429 with its own wait", registry.ErrTooManyRequests.WithRetryAfter(90 * time.Second), 429, "90"},
 		{"a fraction rounds up", registry.ErrTooManyRequests.WithRetryAfter(1500 * time.Millisecond), 429, "2"},
-		{"503 without a wait", registry.ErrUnavailable, 503, ""},
+		{"503 with the default", registry.ErrUnavailable, 503, "5"},
 		{"503 with a wait", registry.ErrUnavailable.WithRetryAfter(30 * time.Second), 503, "30"},
 		{"404", registry.ErrManifestUnknown, 404, ""},
 	} {
