@@ -22,8 +22,11 @@ func (s *Server) getCatalog(w http.ResponseWriter, r *http.Request, _ request) e
 	if err != nil {
 		return err
 	}
+	last, err := queryText(q, "last", errLastNameInvalid)
+	if err != nil {
+		return err
+	}
 	var repos []string
-	last := q.Get("last")
 	// With authentication on, the page holds only what the caller may
 	// pull: read on until it is full or the catalog ends.
 	for more := true; more && len(repos) < n; {
