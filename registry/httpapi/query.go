@@ -21,8 +21,8 @@ import (
 //   - referrers artifactType= is a manifest's field: MANIFEST_INVALID,
 //     the spec's code for a manifest field that cannot be.
 var (
-	errLastNameInvalid    = registry.ErrNameInvalid
-	errLastTagInvalid     = registry.ErrManifestInvalid
+	errLastNameInvalid     = registry.ErrNameInvalid
+	errLastTagInvalid      = registry.ErrManifestInvalid
 	errArtifactTypeInvalid = registry.ErrManifestInvalid
 )
 
