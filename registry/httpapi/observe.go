@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/rs/zerolog"
+
+	"github.com/ha-registry/ha-registry/auth"
 )
 
 // The HTTP metrics. Labels are bounded: route is the parsed kind, method is
@@ -196,6 +198,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		case x.route == "health" || x.route == "metrics":
 			// Probes and scrapes arrive every few seconds.
 			ev = s.log.Debug()
+		}
+		if peer, ok := auth.ProxyPeer(r.Context()); ok {
+			// remote is then the client the proxy named.
+			ev = ev.Str("proxy", peer)
 		}
 		ev.Str("request_id", id).
 			Str("method", r.Method).
