@@ -239,7 +239,8 @@ func bearer(r *http.Request) (string, bool) {
 }
 
 // ClientAddr is the request's remote address without its port: the TCP
-// peer, never a header a client could forge.
+// peer, or the client a trusted proxy named (the HTTP server rewrites
+// RemoteAddr, see [TrustedProxies]); never a header a client could forge.
 func ClientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
