@@ -76,6 +76,8 @@ let
     REGISTRY_UPLOAD_CONN_WAIT = lib.mapNullable (s: "${toString s}s") cfg.limits.uploadConnWait;
     REGISTRY_UPLOAD_CONNS_PER_CLIENT = lib.mapNullable toString cfg.limits.uploadConnsPerClient;
     REGISTRY_MANIFEST_MEMORY = lib.mapNullable toString cfg.limits.manifestMemory;
+    REGISTRY_TRUSTED_PROXIES =
+      if cfg.trustedProxies == [ ] then null else lib.concatStringsSep "," cfg.trustedProxies;
   } // cfg.environment;
 
   # The registry keeps no state on the host: it needs the network, its
@@ -434,6 +436,22 @@ in
       };
     };
 
+    trustedProxies = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "10.0.0.10" "10.0.1.0/28" ];
+      description = ''
+        Addresses or CIDRs of the load balancers in front, as the replica
+        sees them connect (REGISTRY_TRUSTED_PROXIES). From them, the
+        client's address (for the login throttle, the audit log and the
+        request log) is read from X-Forwarded-For, right to left; from
+        anyone else the header is ignored. Behind the example haproxy
+        configuration, list haproxy's address(es): otherwise every client
+        has haproxy's address, and ten failed logins from anyone throttle
+        everyone's. List only proxies, never client networks.
+      '';
+    };
+
     logLevel = mkOption {
       type = types.enum [
         "trace"
@@ -645,10 +663,11 @@ in
         default = null;
         example = "https://registry.example/token";
         description = ''
-          The token endpoint URL given to clients (REGISTRY_AUTH_REALM);
-          `null` for this registry's /token as the client reached it: the
-          request's Host, and https when the balancer in front sends
-          `X-Forwarded-Proto: https`. Set it when the balancer does not.
+          The token endpoint URL given to clients (REGISTRY_AUTH_REALM).
+          Set it. `null` derives it, with a warning at start-up, never
+          from the client's Host: from a trusted proxy's X-Forwarded-Host
+          and -Proto (see `trustedProxies`), else from the address the
+          connection arrived on, which behind a balancer is the replica's.
         '';
       };
 

@@ -55,6 +55,8 @@ func serveCommand() *cli.Command {
 			Usage: "how often a replica writes the manifest pulls it served, in one batch, for retention's pulledWithin"},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, EnvVars: []string{"REGISTRY_SHUTDOWN_TIMEOUT"},
 			Usage: "after the drain delay, how long in-flight requests may take to finish"},
+		&cli.StringSliceFlag{Name: "trusted-proxies", EnvVars: []string{"REGISTRY_TRUSTED_PROXIES"},
+			Usage: "CIDRs or addresses of the load balancers in front (comma-separated or repeated); from them, the client's address is read from X-Forwarded-For, right to left"},
 	}
 	flags = append(flags, limitFlags()...)
 	flags = append(flags, authFlags()...)
@@ -84,6 +86,10 @@ func serve(c *cli.Context) error {
 	lim, err := readLimits(c)
 	if err != nil {
 		return err
+	}
+	proxies, err := auth.ParseTrustedProxies(c.StringSlice("trusted-proxies"))
+	if err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -131,6 +137,9 @@ func serve(c *cli.Context) error {
 			return err
 		}
 		log.Info().Str("service", gate.Service).Bool("token_endpoint", gate.Issuer != nil).Msg("authentication on")
+		if gate.Realm == "" {
+			log.Warn().Msg("--auth-realm is not set: challenges name a token endpoint derived from the address each connection arrived on, or a trusted proxy's X-Forwarded-Host; set it to the URL clients reach /token at")
+		}
 	}
 	reloadOnHUP(ctx, c.String("policy-file"), cur, reloadIdentities, log)
 	s3, err := openS3(ctx, c)
@@ -184,6 +193,7 @@ func serve(c *cli.Context) error {
 		BodyIdleTimeout: c.Duration("body-idle-timeout"),
 		BodyMinRate:     lim.bodyMinRate, BodyRateWindow: lim.bodyRateWindow,
 		UploadsPerClient: lim.uploadsPerClient, ManifestMemory: lim.manifestMemory,
+		TrustedProxies: proxies,
 	}
 	if gate != nil {
 		opts.Auth = gate

@@ -32,7 +32,11 @@ func (s *Server) getCatalog(w http.ResponseWriter, r *http.Request, _ request) e
 	if err != nil {
 		return err
 	}
-	repos, next, err := s.visibleRepositories(r.Context(), q.Get("last"), n)
+	last, err := queryText(q, "last", errLastNameInvalid)
+	if err != nil {
+		return err
+	}
+	repos, next, err := s.visibleRepositories(r.Context(), last, n)
 	if err != nil {
 		return err
 	}

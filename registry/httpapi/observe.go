@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/rs/zerolog"
 
+	"github.com/ha-registry/ha-registry/auth"
 	"github.com/ha-registry/ha-registry/registry"
 )
 
@@ -256,6 +257,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		case x.route == "health" || x.route == "metrics":
 			// Probes and scrapes arrive every few seconds.
 			ev = s.log.Debug()
+		}
+		if peer, ok := auth.ProxyPeer(r.Context()); ok {
+			// remote is then the client the proxy named.
+			ev = ev.Str("proxy", peer)
 		}
 		ev.Str("request_id", id).
 			Str("method", r.Method).

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
+	"github.com/ha-registry/ha-registry/auth"
 	"github.com/ha-registry/ha-registry/registry"
 )
 
@@ -82,6 +83,10 @@ type Options struct {
 	// Audit records refusals and failed logins (changes are recorded by
 	// the store, in their own transactions); nil records nothing.
 	Audit func(ctx context.Context, rec AuditRecord)
+	// TrustedProxies are the load balancers whose X-Forwarded-For names
+	// the client (and whose X-Forwarded-Host and -Proto the gate may
+	// use); nil trusts none: the TCP peer is the client.
+	TrustedProxies *auth.TrustedProxies
 }
 
 // Server is the registry's HTTP handler: the distribution API under /v2/,
@@ -97,6 +102,7 @@ type Server struct {
 	bodyIdle time.Duration
 	auth     Authorizer
 	audit    func(ctx context.Context, rec AuditRecord)
+	proxies  *auth.TrustedProxies
 
 	// The per-replica limits (limits.go).
 	bodyRate      bodyRate
@@ -124,6 +130,7 @@ func New(o Options) *Server {
 		uploads:    clientSlots{max: o.UploadsPerClient},
 		auth:       o.Auth,
 		audit:      o.Audit,
+		proxies:    o.TrustedProxies,
 	}
 	if s.bodyIdle <= 0 {
 		s.bodyIdle = DefaultBodyIdleTimeout
@@ -168,9 +175,10 @@ func New(o Options) *Server {
 	return s
 }
 
-// ServeHTTP implements [http.Handler].
+// ServeHTTP implements [http.Handler]. The client's address is settled
+// first, so that every layer sees the same one.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.handler.ServeHTTP(w, r)
+	s.handler.ServeHTTP(w, s.resolveClient(r))
 }
 
 // SetDraining makes /readyz answer 503 (true) so that load balancers stop
