@@ -225,7 +225,9 @@ func wantCut(t *testing.T, what string, trs []*trickle, window time.Duration) {
 // rate cuts every trickle about one window after it began, leaving its
 // session as it was.
 func TestTricklingClientsCannotTakeUploads(t *testing.T) {
-	const window = 8 * time.Second
+	// Long enough for the checks below to finish before the first cut,
+	// on a busy machine too.
+	const window = 10 * time.Second
 	base := startLimited(t,
 		"REGISTRY_UPLOAD_CONNS=4", "REGISTRY_UPLOAD_CONNS_PER_CLIENT=2", "REGISTRY_UPLOAD_CONN_WAIT=1s",
 		"REGISTRY_BODY_MIN_RATE=1024", "REGISTRY_BODY_RATE_WINDOW="+window.String())
@@ -242,7 +244,7 @@ func TestTricklingClientsCannotTakeUploads(t *testing.T) {
 	malloryTr = wantRefused(t, "mallory's chunks beyond 2", malloryTr, 2, time.Now().Add(4*time.Second))
 
 	// Mallory holds 2 of the 4 connections: another client pushes at once.
-	if took := pushBlob(t, victim, base, "alice/app", []byte("alice's small blob")); took > 3*time.Second {
+	if took := pushBlob(t, victim, base, "alice/app", []byte("alice's small blob")); took > 4*time.Second {
 		t.Errorf("another client's upload took %v while mallory trickled", took)
 	}
 
@@ -254,7 +256,7 @@ func TestTricklingClientsCannotTakeUploads(t *testing.T) {
 		sessions = append(sessions, loc)
 		trudyTr = append(trudyTr, startTrickle(t, trudy, loc, "PATCH", 100000, 250*time.Millisecond))
 	}
-	time.Sleep(700 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond) // for them to take their connections
 	loc := startSession(t, victim, base, "alice/app")
 	start := time.Now()
 	resp := do(t, victim, "PATCH", loc, []byte("waits for a connection"))
