@@ -118,7 +118,7 @@ func (s *Store) checkStaged(ctx context.Context, tx pgx.Tx, id string, before, a
 	}
 	if others+int64(after) > limit {
 		return registry.ErrTooManyRequests.WithMessage(
-			"upload sessions hold %s below one part in the registry's database, and this chunk would leave %s more; the most allowed is %s: retry later, or send chunks in multiples of %s",
+			"upload sessions keep %s below one part in the registry's database, and after this chunk this session would keep %s; the most allowed is %s in all: retry later, or send chunks in multiples of %s",
 			policy.FormatSize(others), policy.FormatSize(int64(after)), policy.FormatSize(limit), policy.FormatSize(int64(s.partSize)))
 	}
 	return nil
