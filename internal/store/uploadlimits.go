@@ -5,6 +5,9 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/opencontainers/go-digest"
@@ -40,11 +43,25 @@ func clientOf(ctx context.Context) string {
 	c, _ := auth.CallerFrom(ctx)
 	switch {
 	case c.Name != "":
-		return c.Name
+		return shortClient(c.Name)
 	case c.Address != "":
 		return "@" + c.Address
 	}
 	return ""
+}
+
+// maxClientLen bounds what the client column's index holds: a name from
+// an external token service may be longer than an index entry can be.
+const maxClientLen = 256
+
+// shortClient is name, or when it is longer than maxClientLen its start
+// and a hash of the whole, which still tells names apart.
+func shortClient(name string) string {
+	if len(name) <= maxClientLen {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	return strings.ToValidUTF8(name[:128], "") + "…" + hex.EncodeToString(sum[:])
 }
 
 // describeClient is the client as a refusal names it.
