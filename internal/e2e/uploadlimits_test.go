@@ -410,3 +410,53 @@ func TestIdleUploadsExpireWithoutGC(t *testing.T) {
 		t.Errorf("the expired session: %d %s, want 404", resp.StatusCode, body)
 	}
 }
+
+// TestSlowMonolithicUploadBlocksNoOther: a monolithic upload whose body
+// trickles does not hold up new sessions or other monolithic uploads in
+// the same repository (the session caps count under locks, and none may
+// be held while a body streams).
+func TestSlowMonolithicUploadBlocksNoOther(t *testing.T) {
+	s := limitStack(t, store.Config{MaxUploadsPerRepository: 10, MaxUploadsPerClient: 10}, nil)
+	mustStart(t, s, "slow/app")
+	blob := []byte("a blob that arrives slowly")
+	pr, pw := io.Pipe()
+	req, err := http.NewRequest("POST", "http://"+s.Addr+"/v2/slow/app/blobs/uploads/?digest="+digest.FromBytes(blob).String(), pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = int64(len(blob))
+	defer pw.Close() // on failure, ends the slow request at once
+	slow := make(chan int, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			slow <- 0
+			return
+		}
+		resp.Body.Close()
+		slow <- resp.StatusCode
+	}()
+	if _, err := pw.Write(blob[:5]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the slow request is streaming
+	client := &http.Client{Timeout: 5 * time.Second}
+	other := []byte("another blob")
+	for _, path := range []string{"/v2/slow/app/blobs/uploads/", "/v2/slow/app/blobs/uploads/?digest=" + digest.FromBytes(other).String()} {
+		resp, err := client.Post("http://"+s.Addr+path, "application/octet-stream", bytes.NewReader(other))
+		if err != nil {
+			t.Fatalf("POST %s while a monolithic upload streams into the repository: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusCreated {
+			t.Errorf("POST %s: %d", path, resp.StatusCode)
+		}
+	}
+	if _, err := pw.Write(blob[5:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if code := <-slow; code != http.StatusCreated {
+		t.Errorf("the slow upload: %d, want 201", code)
+	}
+}

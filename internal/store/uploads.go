@@ -454,17 +454,20 @@ func (s *Store) PutBlob(ctx context.Context, repo string, d digest.Digest, size 
 				s.abandon(ctx, key, u, false)
 			}
 		}()
-		repoID, err := ensureRepository(ctx, tx, repo)
-		if err != nil {
-			return err
-		}
-		u.repoID = repoID
 		if err := s.appendBody(ctx, key, u, body, size); err != nil {
 			return err
 		}
 		if got := u.hash.digest(d.Algorithm()); got != d {
 			return registry.ErrDigestInvalid.WithMessage("body has digest %s, not %s", got, d)
 		}
+		// Only now: ensureRepository locks the repository's row until the
+		// transaction ends, and taken before the body it would hold every
+		// other upload into the repository behind a slow client.
+		repoID, err := ensureRepository(ctx, tx, repo)
+		if err != nil {
+			return err
+		}
+		u.repoID = repoID
 		if err := s.commitBlob(ctx, tx, repo, key, u, d); err != nil {
 			return err
 		}
