@@ -78,6 +78,10 @@ let
     REGISTRY_MANIFEST_MEMORY = lib.mapNullable toString cfg.limits.manifestMemory;
     REGISTRY_TRUSTED_PROXIES =
       if cfg.trustedProxies == [ ] then null else lib.concatStringsSep "," cfg.trustedProxies;
+    REGISTRY_MAX_UPLOAD_SESSIONS_PER_REPOSITORY = lib.mapNullable toString cfg.uploads.maxSessionsPerRepository;
+    REGISTRY_MAX_UPLOAD_SESSIONS_PER_CLIENT = lib.mapNullable toString cfg.uploads.maxSessionsPerClient;
+    REGISTRY_MAX_STAGED_BYTES = lib.mapNullable toString cfg.uploads.maxStagedBytes;
+    REGISTRY_UPLOAD_TTL = cfg.uploads.ttl;
   } // cfg.environment;
 
   # The registry keeps no state on the host: it needs the network, its
@@ -579,6 +583,51 @@ in
         retention, the others skip while it holds the cluster-wide lock.
         A timer does the same: `jobs.retention.args = [ "retention" "apply" ]`.
       '';
+    };
+
+    uploads = {
+      maxSessionsPerRepository = mkOption {
+        type = types.nullOr types.ints.unsigned;
+        default = null;
+        example = 200;
+        description = ''
+          Upload sessions open at once in one repository, counted across
+          replicas (REGISTRY_MAX_UPLOAD_SESSIONS_PER_REPOSITORY); beyond it
+          a new one gets 429. `null` keeps the default, 1000; 0 is no cap.
+        '';
+      };
+      maxSessionsPerClient = mkOption {
+        type = types.nullOr types.ints.unsigned;
+        default = null;
+        example = 20;
+        description = ''
+          Upload sessions open at once by one user or robot, or one address
+          for anonymous callers (REGISTRY_MAX_UPLOAD_SESSIONS_PER_CLIENT);
+          beyond it a new one gets 429. `null` keeps the default, 100; 0 is
+          no cap.
+        '';
+      };
+      maxStagedBytes = mkOption {
+        type = types.nullOr types.ints.unsigned;
+        default = null;
+        example = 268435456;
+        description = ''
+          Bytes below one S3 part that all upload sessions together keep in
+          PostgreSQL (REGISTRY_MAX_STAGED_BYTES); a chunk that would pass it
+          gets 429. `null` keeps the default, 1 GiB; 0 is no ceiling.
+        '';
+      };
+      ttl = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "6h";
+        description = ''
+          Idle time after which serve ends an upload session, with its
+          staged bytes and S3 multipart upload, whether or not garbage
+          collection runs (REGISTRY_UPLOAD_TTL), as a Go duration. `null`
+          keeps the default, 24h; "0s" never expires them.
+        '';
+      };
     };
 
     auth = {

@@ -63,6 +63,7 @@ func serveCommand() *cli.Command {
 	flags = append(flags, &cli.DurationFlag{Name: "scan-interval", EnvVars: []string{"REGISTRY_SCAN_INTERVAL"},
 		Usage: "scan images not scanned with the current vulnerability data this often (0: never); replicas share the work"})
 	flags = append(flags, scannerFlags()...)
+	flags = append(flags, uploadFlags()...)
 	flags = append(flags, gcServeFlags()...)
 	flags = append(flags, databaseFlags()...)
 	flags = append(flags, s3Flags()...)
@@ -151,12 +152,16 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	defer streamPool.Close()
-	st, err := store.New(pool, s3, store.Config{
+	stcfg := store.Config{
 		AutoMount: c.Bool("auto-mount"), StreamDB: streamPool, StreamWait: lim.uploadConnWait, Redirect: c.Bool("s3-redirect"),
 		Streaming: streaming, Quotas: cur.QuotasFor, RecordPulls: true,
 		AuditLog: func(e store.AuditEvent) { logAuditEvent(log, e) },
 		Webhooks: func() []policy.Webhook { return cur.Get().Webhooks },
-	})
+	}
+	if err := uploadLimits(c, &stcfg); err != nil {
+		return err
+	}
+	st, err := store.New(pool, s3, stcfg)
 	if err != nil {
 		return err
 	}
@@ -188,6 +193,11 @@ func serve(c *cli.Context) error {
 	}
 	// Before the pools close: a pass in progress is cancelled and waited for.
 	defer stopGC()
+	stopExpiry, err := startUploadExpiry(ctx, c, pool, s3, log)
+	if err != nil {
+		return err
+	}
+	defer stopExpiry()
 	opts := httpapi.Options{
 		Store: api, Logger: log, AutoMount: c.Bool("auto-mount"),
 		BodyIdleTimeout: c.Duration("body-idle-timeout"),

@@ -67,6 +67,15 @@ type Config struct {
 	// Webhooks returns the webhooks in force; pushes and deletions are
 	// queued in the outbox for those that want them.
 	Webhooks func() []policy.Webhook
+	// MaxUploadsPerRepository and MaxUploadsPerClient cap the upload
+	// sessions open at once in one repository and by one client (see
+	// uploadlimits.go); beyond them a new session is refused with 429.
+	// MaxStagedBytes caps the bytes below one part that all sessions
+	// together keep in PostgreSQL; an append past it is refused with 429.
+	// Zero means no cap.
+	MaxUploadsPerRepository int
+	MaxUploadsPerClient     int
+	MaxStagedBytes          int64
 }
 
 // RedirectExpiry is how long a presigned blob URL stays valid.
