@@ -122,9 +122,11 @@ func serve(c *cli.Context) error {
 			i, err := loadIdentities(c)
 			if err == nil {
 				ids.Store(i)
+				warnWeakHashes(log, i)
 			}
 			return err
 		}
+		warnWeakHashes(log, ids.Load())
 		log.Info().Str("service", gate.Service).Bool("token_endpoint", gate.Issuer != nil).Msg("authentication on")
 	}
 	reloadOnHUP(ctx, c.String("policy-file"), cur, reloadIdentities, log)
@@ -178,7 +180,8 @@ func serve(c *cli.Context) error {
 		opts.Auth = gate
 	}
 	opts.Audit = func(ctx context.Context, rec httpapi.AuditRecord) {
-		err := st.RecordAudit(ctx, store.AuditEvent{Action: rec.Action, Identity: rec.Identity, Repository: rec.Repository, Detail: rec.Detail})
+		err := st.RecordAudit(ctx, store.AuditEvent{Action: rec.Action, Identity: rec.Identity, Repository: rec.Repository, Detail: rec.Detail,
+			Unverified: rec.Unverified, Attempts: rec.Attempts})
 		if err != nil {
 			log.Error().Err(err).Str("action", rec.Action).Msg("writing an audit event")
 		}
