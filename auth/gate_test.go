@@ -357,10 +357,10 @@ func TestIssueTokenThrottle(t *testing.T) {
 		name, user, password, addr string
 		blocked                    bool
 	}{
-		{"right password, blocked user", "alice", "alice-secret", "198.51.100.7:4000", true},
-		{"other user, blocked address", "bob", "bob-secret", "192.0.2.1:1234", true},
-		{"other user, other address", "bob", "bob-secret", "198.51.100.7:4000", false},
-		{"anonymous, blocked address", "", "", "192.0.2.1:1234", false},
+		{"right password, same name and address", "alice", "alice-secret", "192.0.2.1:1234", true},
+		{"right password, another address", "alice", "alice-secret", "198.51.100.7:4000", false},
+		{"other user, same address", "bob", "bob-secret", "192.0.2.1:1234", false},
+		{"anonymous, same address", "", "", "192.0.2.1:1234", false},
 	} {
 		r := tokenRequest("scope=repository:public/app:pull", tc.user, tc.password)
 		r.RemoteAddr = tc.addr

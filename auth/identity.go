@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
@@ -32,9 +33,22 @@ type Identities struct {
 // failed login takes as long whether or not the name exists.
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no such user"), bcrypt.DefaultCost)
 
+// The bcrypt costs of htpasswd entries: an entry below MinBcryptCost is
+// refused, one below WeakBcryptCost loads with a warning
+// ([Identities.WeakHashes]). The floor is htpasswd -B's own default (5),
+// so files made the usual way still load; the warning names each user
+// to re-hash with htpasswd -B -C 10. Each step of cost doubles the work
+// of guessing a stolen file's passwords, and of every login.
+const (
+	MinBcryptCost  = 5
+	WeakBcryptCost = bcrypt.DefaultCost
+)
+
 // ParseHtpasswd reads "name:bcrypt-hash" lines; blank lines and # comments
 // are skipped. Other hash schemes (MD5, SHA-1, crypt) are refused: they
-// are too fast to guess against.
+// are too fast to guess against; so are bcrypt costs below
+// [MinBcryptCost], and names longer than [MaxLoginName], which could
+// never log in.
 func ParseHtpasswd(content []byte) (map[string][]byte, error) {
 	users := map[string][]byte{}
 	err := eachLine(content, func(line int, text string) error {
@@ -42,8 +56,16 @@ func ParseHtpasswd(content []byte) (map[string][]byte, error) {
 		if !ok || name == "" {
 			return fmt.Errorf("line %d: want name:hash", line)
 		}
-		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+		if err := loginName(name); err != nil {
+			return fmt.Errorf("line %d: %w", line, err)
+		}
+		cost, err := bcrypt.Cost([]byte(hash))
+		if err != nil {
 			return fmt.Errorf("line %d: %s: not a bcrypt hash (create entries with htpasswd -B)", line, name)
+		}
+		if cost < MinBcryptCost {
+			return fmt.Errorf("line %d: %s: bcrypt cost %d is below %d, too cheap to guess against (re-create with htpasswd -B -C %d)",
+				line, name, cost, MinBcryptCost, WeakBcryptCost)
 		}
 		if _, dup := users[name]; dup {
 			return fmt.Errorf("line %d: %s is listed twice", line, name)
@@ -52,6 +74,37 @@ func ParseHtpasswd(content []byte) (map[string][]byte, error) {
 		return nil
 	})
 	return users, err
+}
+
+// loginName refuses a name no one could log in with at the token
+// endpoint.
+func loginName(name string) error {
+	if len(name) > MaxLoginName {
+		return fmt.Errorf("a name of %d bytes; at most %d can log in", len(name), MaxLoginName)
+	}
+	return nil
+}
+
+// WeakHash is a user whose bcrypt cost is below [WeakBcryptCost].
+type WeakHash struct {
+	User string
+	Cost int
+}
+
+// WeakHashes lists the users whose bcrypt cost is below [WeakBcryptCost],
+// by name, for a warning at load; it never holds the hashes.
+func (ids *Identities) WeakHashes() []WeakHash {
+	if ids == nil {
+		return nil
+	}
+	var out []WeakHash
+	for name, hash := range ids.users {
+		if cost, err := bcrypt.Cost(hash); err == nil && cost < WeakBcryptCost {
+			out = append(out, WeakHash{User: name, Cost: cost})
+		}
+	}
+	slices.SortFunc(out, func(a, b WeakHash) int { return strings.Compare(a.User, b.User) })
+	return out
 }
 
 // ParseRobots reads "name:sha256:HEX" lines, HEX being the SHA-256 of the
@@ -63,6 +116,9 @@ func ParseRobots(content []byte) (map[string][sha256.Size]byte, error) {
 		alg, hexSum, ok2 := strings.Cut(rest, ":")
 		if !ok || !ok2 || name == "" || alg != "sha256" {
 			return fmt.Errorf("line %d: want name:sha256:HEX", line)
+		}
+		if err := loginName(name); err != nil {
+			return fmt.Errorf("line %d: %w", line, err)
 		}
 		sum, err := hex.DecodeString(hexSum)
 		if err != nil || len(sum) != sha256.Size {

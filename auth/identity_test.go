@@ -17,10 +17,16 @@ import (
 // robotToken is the ci-bot robot's secret in the identity and gate tests.
 const robotToken = "robot-token-7f3c9a1e5d2b4f60"
 
-// mustBcrypt hashes password at bcrypt's lowest cost, to keep tests fast.
+// mustBcrypt hashes password at the lowest cost an htpasswd file may
+// have, to keep tests fast.
 func mustBcrypt(t *testing.T, password string) []byte {
 	t.Helper()
-	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	return mustBcryptCost(t, password, MinBcryptCost)
+}
+
+func mustBcryptCost(t *testing.T, password string, cost int) []byte {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(password), cost)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,6 +86,8 @@ func TestParseHtpasswdRefuses(t *testing.T) {
 		{"crypt", "bob:rl0uk0ceNJ2RU", []string{"line 1", "bob", "not a bcrypt hash"}},
 		{"plain text", "bob:hunter2", []string{"line 1", "not a bcrypt hash"}},
 		{"duplicate", good + "\n# again\n" + good, []string{"line 3", "alice is listed twice"}},
+		{"bcrypt cost below the floor", good + "\nbob:" + string(mustBcryptCost(t, "x", bcrypt.MinCost)), []string{"line 2", "bob", "bcrypt cost 4 is below 5", "htpasswd -B -C 10"}},
+		{"name too long to log in", strings.Repeat("n", MaxLoginName+1) + ":" + string(mustBcrypt(t, "x")), []string{"line 1", "at most 256"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			users, err := ParseHtpasswd([]byte(tc.content))
@@ -92,6 +100,26 @@ func TestParseHtpasswdRefuses(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWeakHashes: users whose bcrypt cost is below the recommended one
+// load, and are listed by name and cost for a warning.
+func TestWeakHashes(t *testing.T) {
+	content := "carol:" + string(mustBcryptCost(t, "c", WeakBcryptCost)) + "\n" +
+		"bob:" + string(mustBcryptCost(t, "b", WeakBcryptCost-1)) + "\n" +
+		"alice:" + string(mustBcrypt(t, "a")) + "\n"
+	users, err := ParseHtpasswd([]byte(content))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := NewIdentities(users, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []WeakHash{{User: "alice", Cost: MinBcryptCost}, {User: "bob", Cost: WeakBcryptCost - 1}}
+	if diff := cmp.Diff(want, ids.WeakHashes()); diff != "" {
+		t.Errorf("weak hashes (-want +got):\n%s", diff)
 	}
 }
 
@@ -127,6 +155,7 @@ func TestParseRobotsRefuses(t *testing.T) {
 		{"non-hex", "ci-bot:sha256:" + strings.Repeat("zz", 32), []string{"line 1", "64 hexadecimal digits"}},
 		{"token instead of hash", "ci-bot:sha256:" + robotToken, []string{"line 1", "64 hexadecimal digits"}},
 		{"duplicate", robotLine("ci-bot", "a") + "\n\n" + robotLine("ci-bot", "b"), []string{"line 3", "ci-bot is listed twice"}},
+		{"name too long to log in", robotLine(strings.Repeat("r", MaxLoginName+1), "a"), []string{"line 1", "at most 256"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			robots, err := ParseRobots([]byte(tc.content))

@@ -173,6 +173,7 @@ let
     REGISTRY_AUTH_REALM = cfg.auth.realm;
     REGISTRY_TOKEN_ISSUER = cfg.auth.tokenIssuer;
     REGISTRY_TOKEN_LIFETIME = cfg.auth.tokenLifetime;
+    REGISTRY_LOGIN_FAILURES = toString cfg.auth.loginFailures;
   };
 
   # serve's environment: the shared one, and the authentication settings,
@@ -731,6 +732,18 @@ in
         default = "5m";
         example = "15m";
         description = "How long a token of the built-in endpoint is valid (REGISTRY_TOKEN_LIFETIME), as a Go duration.";
+      };
+
+      loginFailures = mkOption {
+        type = types.ints.positive;
+        default = 10;
+        description = ''
+          Failed logins a minute of one name from one address before the
+          built-in token endpoint answers 429 (REGISTRY_LOGIN_FAILURES);
+          five times that from one address (an office behind NAT is one
+          address) and ten times for one name from anywhere. Counted per
+          replica; docs/auth.md says what an attacker can still do.
+        '';
       };
     };
 

@@ -65,7 +65,7 @@ func auditCommand() *cli.Command {
 			fmt.Fprintln(tw, "TIME\tACTION\tIDENTITY\tADDRESS\tREPOSITORY\tTAG\tDIGEST\tDETAIL")
 			for _, e := range events {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.At.UTC().Format(time.RFC3339), e.Action,
-					orDash(e.Identity), orDash(e.Address), orDash(e.Repository), orDash(e.Tag), orDash(e.Digest), e.Detail)
+					auditIdentity(e), orDash(e.Address), orDash(e.Repository), orDash(e.Tag), orDash(e.Digest), e.Detail)
 			}
 			return tw.Flush()
 		},
@@ -87,6 +87,15 @@ func auditTime(s string) (time.Time, error) {
 	return t, nil
 }
 
+// auditIdentity shows an identity, marking the name a failed login tried
+// as unproven (%q, as it may hold anything).
+func auditIdentity(e store.AuditEvent) string {
+	if e.Unverified {
+		return fmt.Sprintf("%q (unverified)", e.Identity)
+	}
+	return orDash(e.Identity)
+}
+
 func orDash(s string) string {
 	if s == "" {
 		return "-"
@@ -98,5 +107,6 @@ func orDash(s string) string {
 // own message so that log pipelines can route it.
 func logAuditEvent(log zerolog.Logger, e store.AuditEvent) {
 	log.Info().Int64("audit_id", e.ID).Str("action", e.Action).Str("identity", e.Identity).Str("address", e.Address).
-		Str("repository", e.Repository).Str("digest", e.Digest).Str("tag", e.Tag).Str("detail", e.Detail).Msg("audit")
+		Str("repository", e.Repository).Str("digest", e.Digest).Str("tag", e.Tag).Str("detail", e.Detail).
+		Bool("identity_unverified", e.Unverified).Int("attempts", e.Attempts).Msg("audit")
 }

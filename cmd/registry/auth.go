@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
 	"github.com/ha-registry/ha-registry/auth"
@@ -34,6 +35,22 @@ func authFlags() []cli.Flag {
 			Usage: "users: an htpasswd file of bcrypt hashes (htpasswd -B); re-read on SIGHUP"},
 		&cli.StringFlag{Name: "robots-file", EnvVars: []string{"REGISTRY_ROBOTS_FILE"},
 			Usage: "robots: lines NAME:sha256:HEX, HEX the SHA-256 of the robot's token; re-read on SIGHUP"},
+		&cli.IntFlag{Name: "login-failures", Value: defaultLoginFailures, EnvVars: []string{"REGISTRY_LOGIN_FAILURES"},
+			Usage: fmt.Sprintf("failed logins a minute of one name from one address before the token endpoint refuses more (%d× that per address, %d× per name; per replica)",
+				auth.AddressFactor, auth.NameFactor)},
+	}
+}
+
+// defaultLoginFailures is --login-failures' default: 10 failures a
+// minute of a name from an address, 50 from an address, 100 of a name.
+const defaultLoginFailures = 10
+
+// warnWeakHashes logs each user whose bcrypt cost is below the
+// recommended one, by name: never the hash.
+func warnWeakHashes(log zerolog.Logger, ids *auth.Identities) {
+	for _, w := range ids.WeakHashes() {
+		log.Warn().Str("user", w.User).Int("bcrypt_cost", w.Cost).Int("recommended", auth.WeakBcryptCost).
+			Msgf("htpasswd: %s's bcrypt cost is weak; re-hash with htpasswd -B -C %d", w.User, auth.WeakBcryptCost)
 	}
 }
 
@@ -108,6 +125,9 @@ func newGate(c *cli.Context, cur *policy.Current, ids *atomic.Pointer[auth.Ident
 	if err != nil {
 		return nil, err
 	}
+	if n := c.Int("login-failures"); n < 1 {
+		return nil, fmt.Errorf("--login-failures must be at least 1, not %d", n)
+	}
 	idents, err := loadIdentities(c)
 	if err != nil {
 		return nil, err
@@ -115,6 +135,6 @@ func newGate(c *cli.Context, cur *policy.Current, ids *atomic.Pointer[auth.Ident
 	ids.Store(idents)
 	return &auth.Gate{
 		Service: service, Realm: c.String("auth-realm"), Verifier: v, Issuer: issuer,
-		Identities: ids.Load, Policy: cur.Get, Throttle: auth.NewThrottle(10, time.Minute),
+		Identities: ids.Load, Policy: cur.Get, Throttle: auth.NewThrottle(c.Int("login-failures"), time.Minute),
 	}, nil
 }

@@ -26,6 +26,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/ha-registry/ha-registry/auth"
 	"github.com/ha-registry/ha-registry/internal/testenv"
 )
 
@@ -75,7 +76,8 @@ func TestServeWithAuth(t *testing.T) {
 	keyFile := filepath.Join(dir, "token.pem")
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 	const alicePass = "correct horse battery staple"
-	hash, _ := bcrypt.GenerateFromPassword([]byte(alicePass), bcrypt.MinCost)
+	// The cheapest cost loaded, which warns.
+	hash, _ := bcrypt.GenerateFromPassword([]byte(alicePass), auth.MinBcryptCost)
 	htpasswd := filepath.Join(dir, "htpasswd")
 	os.WriteFile(htpasswd, []byte("alice:"+string(hash)+"\nbob:"+string(hash)+"\n"), 0o600)
 	tok := make([]byte, 32)
@@ -181,7 +183,22 @@ webhooks:
 		t.Errorf("the receiver got %d events in %d deliveries, want %d exactly once: %v", n, deliveries, want, subj)
 	}
 
-	out := mustRegistry(t, e, "audit", "--repository", "team/app")
+	// A password typed into the user field: the audit log keeps it cut
+	// short and marked unverified.
+	typo := "alice" + strings.Repeat("-correct-horse-battery-staple", 4)
+	req, _ = http.NewRequest("GET", "http://"+b+"/token?service=ha-registry", nil)
+	req.SetBasicAuth(typo, "x")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a failed login: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	out := mustRegistry(t, e, "audit", "--action", "login.failed")
+	if want := fmt.Sprintf("%q (unverified)", typo[:61]+"…"); !strings.Contains(out, want) || strings.Contains(out, typo) {
+		t.Errorf("registry audit --action login.failed lacks %s, or holds the whole name:\n%s", want, out)
+	}
+
+	out = mustRegistry(t, e, "audit", "--repository", "team/app")
 	for _, w := range []string{"push", "alice", "ci", "denied", "bob", "manifest.delete", "127.0.0.1", "v3"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("registry audit lacks %q:\n%s", w, out)
@@ -201,6 +218,10 @@ webhooks:
 		}
 		if !strings.Contains(logs, `"message":"audit"`) {
 			t.Errorf("the log of %s has no audit events", r.addr)
+		}
+		// Weak hashes are named at load, the hash never.
+		if !strings.Contains(logs, `"user":"alice"`) || !strings.Contains(logs, "bcrypt cost is weak") || strings.Contains(logs, string(hash)) {
+			t.Errorf("the log of %s does not warn of alice's weak hash, or holds the hash", r.addr)
 		}
 	}
 }

@@ -134,9 +134,11 @@ func serve(c *cli.Context) error {
 			i, err := loadIdentities(c)
 			if err == nil {
 				ids.Store(i)
+				warnWeakHashes(log, i)
 			}
 			return err
 		}
+		warnWeakHashes(log, ids.Load())
 		log.Info().Str("service", gate.Service).Bool("token_endpoint", gate.Issuer != nil).Msg("authentication on")
 		if gate.Realm == "" {
 			log.Warn().Msg("--auth-realm is not set: challenges name a token endpoint derived from the address each connection arrived on, or a trusted proxy's X-Forwarded-Host; set it to the URL clients reach /token at")
@@ -209,7 +211,8 @@ func serve(c *cli.Context) error {
 		opts.Auth = gate
 	}
 	opts.Audit = func(ctx context.Context, rec httpapi.AuditRecord) {
-		err := st.RecordAudit(ctx, store.AuditEvent{Action: rec.Action, Identity: rec.Identity, Repository: rec.Repository, Detail: rec.Detail})
+		err := st.RecordAudit(ctx, store.AuditEvent{Action: rec.Action, Identity: rec.Identity, Repository: rec.Repository, Detail: rec.Detail,
+			Unverified: rec.Unverified, Attempts: rec.Attempts})
 		if err != nil {
 			log.Error().Err(err).Str("action", rec.Action).Msg("writing an audit event")
 		}

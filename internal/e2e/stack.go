@@ -117,7 +117,7 @@ func start(t testing.TB, db testenv.Database, cfg testenv.S3Config, opts stackOp
 		Handler: httpapi.New(httpapi.Options{Store: api, Logger: log, AutoMount: stcfg.AutoMount, Auth: opts.authz,
 			Audit: func(ctx context.Context, rec httpapi.AuditRecord) {
 				if err := st.RecordAudit(ctx, store.AuditEvent{Action: rec.Action, Identity: rec.Identity,
-					Repository: rec.Repository, Detail: rec.Detail}); err != nil {
+					Repository: rec.Repository, Detail: rec.Detail, Unverified: rec.Unverified, Attempts: rec.Attempts}); err != nil {
 					t.Errorf("audit: %v", err)
 				}
 			}}),

@@ -6,7 +6,9 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/julienschmidt/httprouter"
 
@@ -22,6 +24,12 @@ type AuditRecord struct {
 	Identity   string
 	Repository string
 	Detail     string
+	// Unverified marks an Identity no one proved: the name a failed login
+	// tried. The audit log stores it cut short and says so.
+	Unverified bool
+	// Attempts is how many attempts the record stands for (0 means 1):
+	// refused logins are recorded one row per throttle window.
+	Attempts int
 }
 
 // Authorizer guards the API (an *auth.Gate); nil leaves it open.
@@ -97,20 +105,63 @@ func (s *Server) canPull(ctx context.Context, repo string) bool {
 // token serves the built-in token endpoint.
 //
 // GET /token?service=<service>&scope=<scope>... with optional Basic
-// credentials → 200 with the token, 401 for wrong credentials, 429 after
-// repeated failures.
+// credentials → 200 with the token, 400 for over-long credentials or too
+// many scopes, 401 for wrong or malformed credentials, 429 after repeated
+// failures.
 func (s *Server) token(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	exchangeFrom(r.Context()).route = "token"
 	resp, err := s.auth.IssueToken(r)
+	if s.audit != nil {
+		s.auditLogin(r, err)
+	}
 	if err != nil {
-		if s.audit != nil && (errors.Is(err, registry.ErrUnauthorized) || errors.Is(err, registry.ErrTooManyRequests)) {
-			user, _, _ := r.BasicAuth()
-			ctx := auth.WithCaller(context.WithoutCancel(r.Context()), auth.Caller{Address: auth.ClientAddr(r)})
-			s.audit(ctx, AuditRecord{Action: "login.failed", Identity: user, Detail: registry.AsError(err).Message})
-		}
 		writeError(w, r, err)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, r, http.StatusOK, "application/json", resp)
+}
+
+// refusalReporter is a token issuer whose throttle reports refused logins
+// in bulk (an *auth.Gate).
+type refusalReporter interface {
+	ClosedRefusals() []auth.Refusals
+}
+
+// auditLogin records a failed login, and the throttle's refusals, so
+// that the table grows by a bounded number of rows however many requests
+// come: a wrong password is one row (the throttle bounds how many come);
+// refusals of the throttle are one row at the first of a window, and one
+// for the rest when it ends (written on a later request to the endpoint).
+// Requests refused before any credentials were checked (malformed or
+// over-long) write nothing: nothing bounds them.
+func (s *Server) auditLogin(r *http.Request, err error) {
+	// Not the request's context: a client that hangs up on its refusal
+	// must not keep it out of the log.
+	ctx := context.WithoutCancel(r.Context())
+	if rr, ok := s.auth.(refusalReporter); ok {
+		for _, rf := range rr.ClosedRefusals() {
+			s.auditRefusals(ctx, rf, fmt.Sprintf("%s: %d more attempts refused from %s to %s", rf.Why, rf.Count-1,
+				rf.Start.UTC().Format(time.RFC3339), rf.End.UTC().Format(time.RFC3339)), rf.Count-1)
+		}
+	}
+	var throttled *auth.ThrottledError
+	switch {
+	case errors.As(err, &throttled):
+		if throttled.First {
+			rf := throttled.Refusals
+			s.auditRefusals(ctx, rf, fmt.Sprintf("%s: refused until %s; later refusals are counted in one row",
+				rf.Why, rf.End.UTC().Format(time.RFC3339)), 1)
+		}
+	case errors.Is(err, auth.ErrBadCredentials):
+		user, _, _ := r.BasicAuth()
+		ctx = auth.WithCaller(ctx, auth.Caller{Address: auth.ClientAddr(r)})
+		s.audit(ctx, AuditRecord{Action: "login.failed", Identity: user, Unverified: true, Detail: registry.AsError(err).Message})
+	}
+}
+
+// auditRefusals records attempts the throttle refused under rf's count.
+func (s *Server) auditRefusals(ctx context.Context, rf auth.Refusals, detail string, attempts int) {
+	ctx = auth.WithCaller(ctx, auth.Caller{Address: rf.Addr})
+	s.audit(ctx, AuditRecord{Action: "login.failed", Identity: rf.Name, Unverified: rf.Name != "", Detail: detail, Attempts: attempts})
 }
