@@ -156,15 +156,68 @@ func (g *Gate) challenge(r *http.Request, need []Access, reason string) error {
 	return &ChallengeError{Err: registry.ErrUnauthorized.WithMessage("%s", msg), Challenge: b.String()}
 }
 
+// realm is the token endpoint named in challenges: the configured one,
+// else one derived without trusting the client's headers (see
+// [DerivedRealm]).
 func (g *Gate) realm(r *http.Request) string {
 	if g.Realm != "" {
 		return g.Realm
 	}
-	scheme := "http"
-	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
+	return DerivedRealm(r)
+}
+
+// DerivedRealm is this registry's own /token URL for r when no realm is
+// configured. Host and scheme come from X-Forwarded-Host and
+// X-Forwarded-Proto only when a trusted proxy forwarded r ([ProxyPeer]);
+// otherwise from the address the connection arrived on and whether it is
+// TLS. Never from the Host header: a client that sends Host: evil.example
+// must not be told to send credentials there.
+func DerivedRealm(r *http.Request) string {
+	scheme, host := "http", ""
+	if r.TLS != nil {
 		scheme = "https"
 	}
-	return scheme + "://" + r.Host + "/token"
+	if _, ok := ProxyPeer(r.Context()); ok {
+		if p := lastValue(r.Header.Values("X-Forwarded-Proto")); p == "http" || p == "https" {
+			scheme = p
+		}
+		if h := lastValue(r.Header.Values("X-Forwarded-Host")); validHost(h) {
+			host = h
+		}
+	}
+	if host == "" {
+		if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			host = a.String()
+		}
+	}
+	if host == "" {
+		host = "localhost"
+	}
+	return scheme + "://" + host + "/token"
+}
+
+// lastValue is the last entry of a header that proxies append to: the one
+// the nearest proxy wrote.
+func lastValue(lines []string) string {
+	if len(lines) == 0 {
+		return ""
+	}
+	l := lines[len(lines)-1]
+	return strings.TrimSpace(l[strings.LastIndex(l, ",")+1:])
+}
+
+// validHost accepts a host name or address with an optional port, and
+// nothing that would change the meaning of the URL it goes into.
+func validHost(h string) bool {
+	if h == "" || len(h) > 255 {
+		return false
+	}
+	for _, c := range h {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(".-:[]", c)) {
+			return false
+		}
+	}
+	return true
 }
 
 // scopeString writes need in the challenge's scope syntax.
@@ -186,7 +239,8 @@ func bearer(r *http.Request) (string, bool) {
 }
 
 // ClientAddr is the request's remote address without its port: the TCP
-// peer, never a header a client could forge.
+// peer, or the client a trusted proxy named (the HTTP server rewrites
+// RemoteAddr, see [TrustedProxies]); never a header a client could forge.
 func ClientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

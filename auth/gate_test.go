@@ -100,6 +100,7 @@ func TestAuthorize(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		target string // default http://registry.example/v2/x/y/manifests/latest
+		local  string // the address the connection arrived on; default registry.example
 		header map[string]string
 		need   []Access
 		// One of: the challenge of an UNAUTHORIZED answer, the message of
@@ -109,9 +110,9 @@ func TestAuthorize(t *testing.T) {
 		{name: "no token", need: pullXY, challenge: challengeXY},
 		{name: "no token, any valid token needed",
 			challenge: `Bearer realm="http://registry.example/token",service="registry.example"`},
-		{name: "no token behind a TLS proxy", need: pullXY, header: map[string]string{"X-Forwarded-Proto": "https"},
-			challenge: `Bearer realm="https://registry.example/token",service="registry.example",scope="repository:x/y:pull"`},
-		{name: "no token over TLS", target: "https://registry.example:5443/v2/x/y/manifests/latest", need: pullXY,
+		{name: "no token, X-Forwarded-Proto of an untrusted peer", need: pullXY, header: map[string]string{"X-Forwarded-Proto": "https"},
+			challenge: challengeXY},
+		{name: "no token over TLS", target: "https://registry.example:5443/v2/x/y/manifests/latest", local: "registry.example:5443", need: pullXY,
 			challenge: `Bearer realm="https://registry.example:5443/token",service="registry.example",scope="repository:x/y:pull"`},
 		{name: "several accesses needed",
 			need:      []Access{repoAccess("x/y", "pull", "push"), repoAccess("public/app", "pull")},
@@ -164,7 +165,11 @@ func TestAuthorize(t *testing.T) {
 			if target == "" {
 				target = "http://registry.example/v2/x/y/manifests/latest"
 			}
-			r := httptest.NewRequest(http.MethodGet, target, nil)
+			local := tc.local
+			if local == "" {
+				local = "registry.example"
+			}
+			r := requestOn(http.MethodGet, target, local)
 			for k, v := range tc.header {
 				r.Header.Set(k, v)
 			}
@@ -200,7 +205,9 @@ func TestAuthorize(t *testing.T) {
 func TestAuthorizeConfiguredRealm(t *testing.T) {
 	g := newGate(t)
 	g.Realm = "https://auth.example/token"
-	r := httptest.NewRequest(http.MethodGet, "http://registry.example/v2/", nil)
+	r := httptest.NewRequest(http.MethodGet, "http://evil.example/v2/", nil)
+	r = r.WithContext(WithProxyPeer(r.Context(), "10.0.0.1:40000"))
+	r.Header.Set("X-Forwarded-Host", "evil.example")
 	_, err := g.Authorize(r, nil)
 	var ce *ChallengeError
 	if !errors.As(err, &ce) {

@@ -106,15 +106,16 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	}
 	started := time.Now()
 	s := Summary{Start: opts.Now(), DryRun: opts.DryRun}
-	s, err := run(ctx, opts, s)
+	s, err := run(ctx, opts, s, LockKey, (*pass).stages)
 	s.Duration = time.Since(started)
 	record(s, err)
 	return s, err
 }
 
-// run holds the locks around one pass.
-func run(ctx context.Context, opts Options, s Summary) (Summary, error) {
-	lock, err := pglock.TryAcquire(ctx, opts.DB, LockKey, pglock.Exclusive)
+// run holds the locks around one pass, which runs the stages that stages
+// gives; lockKey is the runner's lock, taken without waiting.
+func run(ctx context.Context, opts Options, s Summary, lockKey int64, stages func(*pass) []stage) (Summary, error) {
+	lock, err := pglock.TryAcquire(ctx, opts.DB, lockKey, pglock.Exclusive)
 	if errors.Is(err, pglock.ErrNotAcquired) {
 		s.Skipped = SkippedBusy
 		return s, nil
@@ -156,7 +157,7 @@ func run(ctx context.Context, opts Options, s Summary) (Summary, error) {
 	}
 
 	p := newPass(opts, conn, &s)
-	err = p.run(ctx)
+	err = p.run(ctx, stages(p))
 	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(err, cause) {
 		err = fmt.Errorf("%w (%v)", cause, err)
 	}
@@ -196,26 +197,36 @@ var passTables = []string{
 	`CREATE TEMP TABLE gc_gone_blobs (digest text PRIMARY KEY)`,
 }
 
-// run runs the stages in the order their removals make room for each
-// other: manifests free blob links, links and manifests free blobs.
+// stage is one step of a pass.
+type stage struct {
+	name string
+	fn   func(context.Context) error
+}
+
+// stages are a whole pass's, in the order their removals make room for
+// each other: manifests free blob links, links and manifests free blobs.
 // Uploads and the bucket come last, so that the listing finds what the
 // earlier stages deleted already gone.
-func (p *pass) run(ctx context.Context) error {
+func (p *pass) stages() []stage {
+	return append([]stage{
+		{"manifests", p.sweepManifests},
+		{"blob links", p.sweepBlobLinks},
+		{"blobs", p.sweepBlobs},
+	}, append(p.uploadStages(), stage{"bucket objects", p.sweepObjects})...)
+}
+
+// uploadStages end idle sessions, then the multipart uploads no session
+// owns (see [ExpireUploads]).
+func (p *pass) uploadStages() []stage {
+	return []stage{{"uploads", p.sweepUploads}, {"multipart uploads", p.sweepMultipart}}
+}
+
+// run runs stages after creating the pass's tables.
+func (p *pass) run(ctx context.Context, stages []stage) error {
 	for _, ddl := range passTables {
 		if _, err := p.conn.Exec(ctx, ddl); err != nil {
 			return fmt.Errorf("gc: creating the pass's tables: %w", err)
 		}
-	}
-	stages := []struct {
-		name string
-		fn   func(context.Context) error
-	}{
-		{"manifests", p.sweepManifests},
-		{"blob links", p.sweepBlobLinks},
-		{"blobs", p.sweepBlobs},
-		{"uploads", p.sweepUploads},
-		{"multipart uploads", p.sweepMultipart},
-		{"bucket objects", p.sweepObjects},
 	}
 	defer func() { p.sum.Paused = p.pace.slept }()
 	for _, st := range stages {

@@ -62,6 +62,11 @@ func record(s Summary, err error) {
 		lastCompleted.Set(float64(time.Now().Unix()))
 	}
 	passDuration.Observe(s.Duration.Seconds())
+	recordRemovals(s)
+}
+
+// recordRemovals counts what a pass, or an upload expiry, removed.
+func recordRemovals(s Summary) {
 	keptTotal.Add(float64(s.Kept))
 	for _, it := range s.Removed {
 		removedTotal.WithLabelValues(string(it.Kind)).Inc()

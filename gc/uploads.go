@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/ha-registry/ha-registry/pglock"
 	"github.com/ha-registry/ha-registry/s3store"
 )
 
@@ -172,4 +174,41 @@ func (p *pass) abortUnowned(ctx context.Context, u s3store.UploadInfo, info s3st
 		return p.s3.AbortMultipart(ctx, u.Key, u.UploadID)
 	})
 	return !owned && err == nil, err
+}
+
+// ExpiryLockKey is held, exclusively, by whoever runs [ExpireUploads]:
+// one at a time across the cluster, so that replicas do not list the
+// bucket's multipart uploads side by side for nothing.
+var ExpiryLockKey = pglock.Key(pglock.NamespaceJobs, "upload-expiry")
+
+// ExpireUploads runs the upload stages of a pass alone: it ends the
+// sessions idle for longer than opts.UploadTTL (their rows, the bytes
+// they staged in PostgreSQL and their S3 multipart uploads) and aborts the
+// multipart uploads older than it that no session owns. serve runs it
+// whether or not garbage collection passes are configured; only
+// opts.DB, S3, UploadTTL, Now and Logger matter.
+//
+// It takes [ExpiryLockKey], not [LockKey], so that it never makes a
+// pass skip; it is safe alongside one, as both remove a session only
+// under its row lock and an abort of a multipart upload already aborted
+// succeeds. Like a pass, it skips while registry rebuild-db runs. Its
+// removals are counted in the gc metrics' removed figures, not as a pass.
+func ExpireUploads(ctx context.Context, opts Options) (Summary, error) {
+	if opts.DB == nil || opts.S3 == nil {
+		return Summary{}, errors.New("gc: a database and a bucket are required")
+	}
+	if opts.UploadTTL < 0 {
+		return Summary{}, errors.New("gc: the upload TTL may not be negative")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	opts.DryRun, opts.DutyCycle = false, 1
+	started := time.Now()
+	s, err := run(ctx, opts, Summary{Start: opts.Now()}, ExpiryLockKey, (*pass).uploadStages)
+	s.Duration = time.Since(started)
+	if s.Skipped == "" {
+		recordRemovals(s)
+	}
+	return s, err
 }

@@ -115,3 +115,86 @@ func TestSweepUploads(t *testing.T) {
 		t.Errorf("a chunk on an ended session: %v, want BLOB_UPLOAD_UNKNOWN", err)
 	}
 }
+
+// TestExpireUploadsBesideAPass: upload expiry, as serve runs it without
+// garbage collection passes, ends an idle session (row, staged bytes,
+// multipart upload) and aborts a multipart upload no session owns, and
+// touches nothing else; it runs while a pass holds the gc lock and never
+// makes a pass skip; two expiries at once let one run.
+func TestExpireUploadsBesideAPass(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	l := e.s3.Layout()
+	e.blob("app", "unused blob", "no manifest uses me")
+	base := e.state()
+	u, err := e.st.StartUpload(ctx, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.name(u.ID, "idle")
+	if _, err := e.st.AppendUpload(ctx, "app", u.ID, 0, bytes.NewReader(make([]byte, store.MinPartSize+10))); err != nil {
+		t.Fatal(err)
+	}
+	copied := digest.FromString("a copy that died")
+	e.name(copied.String(), "dead")
+	id, err := e.s3.CreateMultipart(ctx, l.BlobData(copied))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.name(id, "mp-dead")
+	before := e.state()
+
+	// A pass holds the gc lock throughout.
+	pass, err := e.db.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pass.Release()
+	if _, err := pass.Exec(ctx, `SELECT pg_advisory_lock($1)`, LockKey); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ExpireUploads(ctx, e.opts())
+	if err != nil || s.Skipped != "" {
+		t.Fatalf("expiry within the TTL: %v, skipped %q", err, s.Skipped)
+	}
+	e.wantRemoved("within the TTL", s)
+	if after := e.state(); after != before {
+		t.Errorf("expiry within the TTL changed state:\n%s\nwant:\n%s", after, before)
+	}
+
+	e.clock.advance(DefaultUploadTTL + time.Minute)
+	// Another expiry runs: this one skips.
+	other, err := e.db.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Exec(ctx, `SELECT pg_advisory_lock($1)`, ExpiryLockKey); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := ExpireUploads(ctx, e.opts()); err != nil || s.Skipped == "" || len(s.Removed) != 0 {
+		t.Errorf("expiry while another runs: %v, skipped %q, removed %v", err, s.Skipped, s.Removed)
+	}
+	if _, err := other.Exec(ctx, `SELECT pg_advisory_unlock($1)`, ExpiryLockKey); err != nil {
+		t.Fatal(err)
+	}
+	other.Release()
+
+	s, err = ExpireUploads(ctx, e.opts())
+	if err != nil || s.Skipped != "" {
+		t.Fatalf("expiry past the TTL: %v, skipped %q", err, s.Skipped)
+	}
+	e.wantRemoved("past the TTL", s, "upload app idle", "multipart-upload mp-dead key=data dead")
+	// What only a pass removes stays: the blob no manifest uses.
+	if after := e.state(); after != base {
+		t.Errorf("after expiry:\n%s\nwant:\n%s", after, base)
+	}
+
+	// A pass is not kept from running by an expiry holding its lock.
+	if _, err := pass.Exec(ctx, `SELECT pg_advisory_unlock($1)`, LockKey); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pass.Exec(ctx, `SELECT pg_advisory_lock($1)`, ExpiryLockKey); err != nil {
+		t.Fatal(err)
+	}
+	e.pass(e.opts())
+}

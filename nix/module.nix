@@ -54,7 +54,9 @@ let
   # those it has no flag for, so serve and the jobs share one environment.
   environment = lib.filterAttrs (_: value: value != null) {
     REGISTRY_LISTEN = listen;
-    REGISTRY_MIGRATE = lib.boolToString cfg.migrate;
+    # With two database roles the oneshot ha-registry-migrate migrates, as
+    # the owner; the serving role could not.
+    REGISTRY_MIGRATE = lib.boolToString (cfg.migrate && !splitRoles);
     REGISTRY_DRAIN_DELAY = "${toString cfg.drainDelay}s";
     REGISTRY_SHUTDOWN_TIMEOUT = "${toString cfg.shutdownTimeout}s";
     REGISTRY_LOG_LEVEL = cfg.logLevel;
@@ -68,6 +70,18 @@ let
     # serve, `registry quota` and `registry retention` read the same file.
     REGISTRY_POLICY_FILE = policyFile;
     REGISTRY_RETENTION_INTERVAL = cfg.retentionInterval;
+    # The limits on slow and greedy clients; null keeps the binary's default.
+    REGISTRY_BODY_MIN_RATE = lib.mapNullable toString cfg.limits.bodyMinRate;
+    REGISTRY_BODY_RATE_WINDOW = lib.mapNullable (s: "${toString s}s") cfg.limits.bodyRateWindow;
+    REGISTRY_UPLOAD_CONN_WAIT = lib.mapNullable (s: "${toString s}s") cfg.limits.uploadConnWait;
+    REGISTRY_UPLOAD_CONNS_PER_CLIENT = lib.mapNullable toString cfg.limits.uploadConnsPerClient;
+    REGISTRY_MANIFEST_MEMORY = lib.mapNullable toString cfg.limits.manifestMemory;
+    REGISTRY_TRUSTED_PROXIES =
+      if cfg.trustedProxies == [ ] then null else lib.concatStringsSep "," cfg.trustedProxies;
+    REGISTRY_MAX_UPLOAD_SESSIONS_PER_REPOSITORY = lib.mapNullable toString cfg.uploads.maxSessionsPerRepository;
+    REGISTRY_MAX_UPLOAD_SESSIONS_PER_CLIENT = lib.mapNullable toString cfg.uploads.maxSessionsPerClient;
+    REGISTRY_MAX_STAGED_BYTES = lib.mapNullable toString cfg.uploads.maxStagedBytes;
+    REGISTRY_UPLOAD_TTL = cfg.uploads.ttl;
   } // cfg.environment;
 
   # The registry keeps no state on the host: it needs the network, its
@@ -171,6 +185,20 @@ let
   inStore = file: file != null && lib.hasPrefix "${builtins.storeDir}/" file;
 
   environmentFiles = lib.optionals (cfg.environmentFile != null) [ cfg.environmentFile ];
+
+  # Two database roles (docs/auth.md, "Database roles"): the schema's owner
+  # migrates, in the oneshot ha-registry-migrate before serve, and grants
+  # `database.servingRole`, which serve, the jobs and `ha-registry` connect
+  # as. The owner's URL and secrets reach only that unit.
+  splitRoles = cfg.database.servingRole != null;
+  migrateEnvironment =
+    environment
+    // lib.filterAttrs (_: value: value != null) {
+      REGISTRY_DATABASE_URL = cfg.database.ownerUrl;
+      REGISTRY_GRANT_TO = cfg.database.servingRole;
+    };
+  migrateEnvironmentFiles =
+    environmentFiles ++ lib.optionals (cfg.database.ownerEnvironmentFile != null) [ cfg.database.ownerEnvironmentFile ];
 
   # Units to start after: the network, and PostgreSQL when it runs here.
   dependencies = [ "network-online.target" ] ++ lib.optional config.services.postgresql.enable "postgresql.service";
@@ -296,6 +324,45 @@ in
       '';
     };
 
+    database = {
+      servingRole = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "registry_serving";
+        description = ''
+          The PostgreSQL role `databaseUrl` connects as, when it is not the
+          role that owns the schema. Then the oneshot unit
+          ha-registry-migrate runs `registry migrate --grant-to
+          <servingRole>` as the owner (`ownerUrl`) before serve starts, on
+          every start of a new release, and serve runs without `--migrate`.
+          The serving role may then append to the audit log but not change,
+          delete or truncate it, nor disable its trigger (docs/auth.md).
+          Create both roles first; `null` serves as one role that owns all.
+        '';
+      };
+      ownerUrl = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "postgres://registry_owner@db.internal:5432/registry?sslmode=verify-full";
+        description = ''
+          PostgreSQL URL as the role that owns the schema, for
+          ha-registry-migrate only. Leave the password out and put
+          `PGPASSWORD=...` in `ownerEnvironmentFile`, or set this to `null`
+          and put the whole `REGISTRY_DATABASE_URL=...` there.
+        '';
+      };
+      ownerEnvironmentFile = mkOption {
+        type = types.nullOr types.path;
+        default = null;
+        example = "/run/secrets/ha-registry-owner.env";
+        description = ''
+          Like `environmentFile`, read after it, for ha-registry-migrate
+          only: the owner's `PGPASSWORD` or `REGISTRY_DATABASE_URL`, which
+          serve and the jobs never see. Give it as a string.
+        '';
+      };
+    };
+
     migrate = mkOption {
       type = types.bool;
       default = true;
@@ -322,6 +389,71 @@ in
       type = types.ints.unsigned;
       default = 30;
       description = "Seconds in-flight requests may then take to finish (REGISTRY_SHUTDOWN_TIMEOUT).";
+    };
+
+    # README.md, "Limits". null keeps the binary's default.
+    limits = {
+      bodyMinRate = mkOption {
+        type = types.nullOr types.ints.unsigned;
+        default = null;
+        example = 4096;
+        description = ''
+          Bytes a second a request body must average over
+          `limits.bodyRateWindow`, or the request fails and frees its upload
+          session and connection; 0 turns the minimum off
+          (REGISTRY_BODY_MIN_RATE; default 1024).
+        '';
+      };
+      bodyRateWindow = mkOption {
+        type = types.nullOr types.ints.positive;
+        default = null;
+        description = "Seconds over which `limits.bodyMinRate` is averaged (REGISTRY_BODY_RATE_WINDOW; default 30).";
+      };
+      uploadConnWait = mkOption {
+        type = types.nullOr types.ints.unsigned;
+        default = null;
+        description = ''
+          Seconds an upload waits for an upload connection before it is
+          answered 429 with Retry-After; 0 waits without bound
+          (REGISTRY_UPLOAD_CONN_WAIT; default 5).
+        '';
+      };
+      uploadConnsPerClient = mkOption {
+        type = types.nullOr types.ints.unsigned;
+        default = null;
+        description = ''
+          Uploads one user, robot or anonymous address may have in flight
+          on a replica; more are answered 429 (REGISTRY_UPLOAD_CONNS_PER_CLIENT;
+          default half of REGISTRY_UPLOAD_CONNS). Behind a load balancer,
+          anonymous clients are told apart only when the balancer is a
+          trusted proxy.
+        '';
+      };
+      manifestMemory = mkOption {
+        type = types.nullOr types.ints.unsigned;
+        default = null;
+        description = ''
+          MiB that manifest bodies being pushed may hold on a replica, at
+          least 4; more are answered 429 (REGISTRY_MANIFEST_MEMORY; default a
+          quarter of the memory limit, from 4 to 256).
+        '';
+      };
+    };
+
+    trustedProxies = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "10.0.0.10" "10.0.1.0/28" ];
+      description = ''
+        Addresses or CIDRs of the load balancers in front, as the replica
+        sees them connect (REGISTRY_TRUSTED_PROXIES). From them, the
+        client's address (for the login throttle, the audit log and the
+        request log) is read from X-Forwarded-For, right to left; from
+        anyone else the header is ignored. Behind the example haproxy
+        configuration, list haproxy's address(es): otherwise every client
+        has haproxy's address, and ten failed logins from anyone throttle
+        everyone's. List only proxies, never client networks.
+      '';
     };
 
     logLevel = mkOption {
@@ -453,6 +585,51 @@ in
       '';
     };
 
+    uploads = {
+      maxSessionsPerRepository = mkOption {
+        type = types.nullOr types.ints.unsigned;
+        default = null;
+        example = 200;
+        description = ''
+          Upload sessions open at once in one repository, counted across
+          replicas (REGISTRY_MAX_UPLOAD_SESSIONS_PER_REPOSITORY); beyond it
+          a new one gets 429. `null` keeps the default, 1000; 0 is no cap.
+        '';
+      };
+      maxSessionsPerClient = mkOption {
+        type = types.nullOr types.ints.unsigned;
+        default = null;
+        example = 20;
+        description = ''
+          Upload sessions open at once by one user or robot, or one address
+          for anonymous callers (REGISTRY_MAX_UPLOAD_SESSIONS_PER_CLIENT);
+          beyond it a new one gets 429. `null` keeps the default, 100; 0 is
+          no cap.
+        '';
+      };
+      maxStagedBytes = mkOption {
+        type = types.nullOr types.ints.unsigned;
+        default = null;
+        example = 268435456;
+        description = ''
+          Bytes below one S3 part that all upload sessions together keep in
+          PostgreSQL (REGISTRY_MAX_STAGED_BYTES); a chunk that would pass it
+          gets 429. `null` keeps the default, 1 GiB; 0 is no ceiling.
+        '';
+      };
+      ttl = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "6h";
+        description = ''
+          Idle time after which serve ends an upload session, with its
+          staged bytes and S3 multipart upload, whether or not garbage
+          collection runs (REGISTRY_UPLOAD_TTL), as a Go duration. `null`
+          keeps the default, 24h; "0s" never expires them.
+        '';
+      };
+    };
+
     auth = {
       tokenKeyFile = mkOption {
         type = types.nullOr types.str;
@@ -535,10 +712,11 @@ in
         default = null;
         example = "https://registry.example/token";
         description = ''
-          The token endpoint URL given to clients (REGISTRY_AUTH_REALM);
-          `null` for this registry's /token as the client reached it: the
-          request's Host, and https when the balancer in front sends
-          `X-Forwarded-Proto: https`. Set it when the balancer does not.
+          The token endpoint URL given to clients (REGISTRY_AUTH_REALM).
+          Set it. `null` derives it, with a warning at start-up, never
+          from the client's Host: from a trusted proxy's X-Forwarded-Host
+          and -Proto (see `trustedProxies`), else from the address the
+          connection arrived on, which behind a balancer is the replica's.
         '';
       };
 
@@ -597,6 +775,10 @@ in
   config = mkIf cfg.enable {
     assertions = [
       {
+        assertion = !splitRoles || cfg.database.ownerUrl != null || cfg.database.ownerEnvironmentFile != null;
+        message = "services.ha-registry: `database.servingRole` needs the owner's URL: `database.ownerUrl` or a REGISTRY_DATABASE_URL in `database.ownerEnvironmentFile`.";
+      }
+      {
         assertion = !(hasPolicy && cfg.policyFile != null);
         message = "services.ha-registry: set `policy` or `policyFile`, not both.";
       }
@@ -639,8 +821,11 @@ in
         ha-registry = {
           description = "ha-registry replica";
           wantedBy = [ "multi-user.target" ];
-          wants = dependencies;
-          after = dependencies;
+          # After the owner's migration; wanted, not required: when it
+          # failed (PostgreSQL not up yet), serve refuses a schema behind
+          # it and both are tried again until it succeeds.
+          wants = dependencies ++ lib.optional splitRoles "ha-registry-migrate.service";
+          after = dependencies ++ lib.optional splitRoles "ha-registry-migrate.service";
           environment = serveEnvironment;
           # A new policy is applied by a reload, not a restart: no request
           # is cut and no replica drains for a change of quotas.
@@ -668,6 +853,29 @@ in
             LimitNOFILE = 65536;
           }
           // lib.optionalAttrs refreshCredentials { RefreshOnReload = "credentials"; };
+        };
+      }
+      // lib.optionalAttrs splitRoles {
+        ha-registry-migrate = {
+          description = "ha-registry: migrate the database as its owner and grant the serving role";
+          wants = dependencies;
+          after = dependencies;
+          environment = migrateEnvironment;
+          # Runs once per boot and again whenever the unit changes (a new
+          # package): every migrate re-grants, so tables a release adds
+          # reach the serving role before the new serve starts.
+          restartTriggers = [ cfg.package ];
+          startLimitIntervalSec = 0;
+          serviceConfig = hardening // {
+            Type = "oneshot";
+            RemainAfterExit = true;
+            Restart = "on-failure";
+            RestartSec = "5s";
+            ExecStart = "${lib.getExe' cfg.package "registry"} migrate";
+            EnvironmentFile = migrateEnvironmentFiles;
+            # Waiting behind another host's migrations.
+            TimeoutStartSec = "15min";
+          };
         };
       }
       // lib.mapAttrs' (

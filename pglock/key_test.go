@@ -58,6 +58,7 @@ func TestNamespacesInUseAreDistinct(t *testing.T) {
 	for name, ns := range map[string]Namespace{
 		"migrate": NamespaceMigrate, "digest": NamespaceDigest, "jobs": NamespaceJobs,
 		"repository": NamespaceRepository, "rebuild": NamespaceRebuild,
+		"quota": NamespaceQuota, "proxy": NamespaceProxy, "uploads": NamespaceUploads,
 	} {
 		if ns == 0 {
 			t.Errorf("namespace %s is 0", name)

@@ -40,6 +40,10 @@ const (
 	// NamespaceProxy makes one replica at a time fetch a blob from a
 	// pull-through cache's upstream.
 	NamespaceProxy Namespace = 7
+	// NamespaceUploads serializes the opening of upload sessions per
+	// repository and per client, and the staging of bytes in PostgreSQL,
+	// so that the caps on both hold across replicas.
+	NamespaceUploads Namespace = 8
 )
 
 // Key derives the advisory lock key of name in namespace ns.

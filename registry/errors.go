@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // Code is an error code of the OCI distribution spec ("BLOB_UNKNOWN", ...).
@@ -72,6 +73,10 @@ type Error struct {
 	// spec answers them with 416 while their body code is
 	// BLOB_UPLOAD_INVALID), a manifest too large (413), storage full (507).
 	Status int
+	// RetryAfter is how long the client should wait before it retries,
+	// sent as Retry-After. Every 429 carries one: zero means the HTTP
+	// layer's default.
+	RetryAfter time.Duration
 }
 
 // Error implements error.
@@ -104,6 +109,14 @@ func (e *Error) HTTPStatus() int {
 func (e *Error) WithMessage(format string, args ...any) *Error {
 	c := *e
 	c.Message = fmt.Sprintf(format, args...)
+	return &c
+}
+
+// WithRetryAfter returns a copy of e telling the client to wait d before
+// it retries; the copy still matches e with [errors.Is].
+func (e *Error) WithRetryAfter(d time.Duration) *Error {
+	c := *e
+	c.RetryAfter = d
 	return &c
 }
 

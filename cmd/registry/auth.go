@@ -25,7 +25,7 @@ func authFlags() []cli.Flag {
 		&cli.StringFlag{Name: "auth-service", Value: "ha-registry", EnvVars: []string{"REGISTRY_AUTH_SERVICE"},
 			Usage: "the registry's service name: the audience tokens must carry"},
 		&cli.StringFlag{Name: "auth-realm", EnvVars: []string{"REGISTRY_AUTH_REALM"},
-			Usage: "token endpoint URL given to clients; default this registry's /token as the client reached it"},
+			Usage: "token endpoint URL given to clients (set it); default this registry's /token at the address the connection arrived on, or a trusted proxy's X-Forwarded-Host, never the client's Host"},
 		&cli.StringFlag{Name: "token-issuer", Value: "ha-registry", EnvVars: []string{"REGISTRY_TOKEN_ISSUER"},
 			Usage: "the iss claim of the built-in endpoint's tokens"},
 		&cli.DurationFlag{Name: "token-lifetime", Value: 5 * time.Minute, EnvVars: []string{"REGISTRY_TOKEN_LIFETIME"},

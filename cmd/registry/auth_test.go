@@ -103,7 +103,7 @@ webhooks:
 	e := append(envFor(testenv.Postgres(t), testenv.S3(t), "auth"),
 		"REGISTRY_POLICY_FILE="+policyFile, "REGISTRY_TOKEN_KEY_FILE="+keyFile,
 		"REGISTRY_HTPASSWD_FILE="+htpasswd, "REGISTRY_ROBOTS_FILE="+robots, "REGISTRY_LOG_LEVEL=debug")
-	mustRegistry(t, e, "migrate")
+	e = migrateSplit(t, e)
 	rs := startPolicyReplicas(t, e, 2)
 	a, b := rs[0].addr, rs[1].addr
 

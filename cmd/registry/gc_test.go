@@ -73,7 +73,7 @@ func TestGCCommand(t *testing.T) {
 	s3cfg := testenv.S3(t)
 	dbURL := testenv.Postgres(t)
 	e := envFor(dbURL, s3cfg, "gc/prefix")
-	mustRegistry(t, e, "migrate")
+	e = migrateSplit(t, e)
 	gcFixture(t, dbURL, s3cfg, "gc/prefix")
 
 	dry := mustRegistry(t, e, "gc", "--dry-run", "--grace", "0s", "--delete-untagged")
@@ -128,7 +128,7 @@ func TestServeRunsGC(t *testing.T) {
 	s3cfg := testenv.S3(t)
 	dbURL := testenv.Postgres(t)
 	e := envFor(dbURL, s3cfg, "gc/serve")
-	mustRegistry(t, e, "migrate")
+	e = migrateSplit(t, e)
 	gcFixture(t, dbURL, s3cfg, "gc/serve")
 	conn, err := pgx.Connect(context.Background(), dbURL)
 	if err != nil {

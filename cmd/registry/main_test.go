@@ -107,12 +107,7 @@ func TestServeRefusesUnmigratedDatabase(t *testing.T) {
 // TestServe runs the binary as an operator would: migrate, serve, push
 // with a real client, scrape metrics, then drain on SIGTERM.
 func TestServe(t *testing.T) {
-	e := env(t)
-	migrate := exec.Command(binary, "migrate")
-	migrate.Env = e
-	if out, err := migrate.CombinedOutput(); err != nil {
-		t.Fatalf("registry migrate: %v\n%s", err, out)
-	}
+	e := migrateSplit(t, env(t))
 	addr := testenv.FreeAddr(t)
 	base := "http://" + addr
 	cmd := exec.Command(binary, "serve", "--listen", addr, "--drain-delay", "1s")

@@ -97,7 +97,7 @@ func TestPolicyCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := append(envFor(dbURL, s3cfg, "policy"), "REGISTRY_POLICY_FILE="+policyFile)
-	mustRegistry(t, e, "migrate")
+	e = migrateSplit(t, e)
 	rs := startPolicyReplicas(t, e, 2)
 	a, b := rs[0].addr, rs[1].addr
 
@@ -206,7 +206,7 @@ func TestServeAppliesRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := append(envFor(dbURL, s3cfg, "retention"), "REGISTRY_POLICY_FILE="+policyFile)
-	mustRegistry(t, e, "migrate")
+	e = migrateSplit(t, e)
 	rs := startPolicyReplicas(t, e, 2, "--retention-interval", "300ms")
 	layer := filepath.Join(t.TempDir(), "layer.tar")
 	writeTar(t, layer, "l", 1<<10)

@@ -19,7 +19,7 @@ import (
 // registry proxy reports the cache's size and hit rate.
 func TestProxyCommands(t *testing.T) {
 	upEnv := envFor(testenv.Postgres(t), testenv.S3(t), "upstream")
-	mustRegistry(t, upEnv, "migrate")
+	upEnv = migrateSplit(t, upEnv)
 	up := startPolicyReplicas(t, upEnv, 1)[0]
 	dir := t.TempDir()
 	for _, arch := range []string{"amd64", "arm64"} {
@@ -34,7 +34,7 @@ func TestProxyCommands(t *testing.T) {
 	policyFile := filepath.Join(dir, "policy.yaml")
 	os.WriteFile(policyFile, []byte(fmt.Sprintf("remotes:\n  - prefix: hub/\n    url: http://%s\n", up.addr)), 0o644)
 	e := append(envFor(testenv.Postgres(t), testenv.S3(t), "cache"), "REGISTRY_POLICY_FILE="+policyFile)
-	mustRegistry(t, e, "migrate")
+	e = migrateSplit(t, e)
 	if out := mustRegistry(t, e, "proxy", "warm", "hub/lib/app:multi"); !strings.Contains(out, "3 manifests, 4 blobs") {
 		t.Errorf("registry proxy warm:\n%s", out)
 	}

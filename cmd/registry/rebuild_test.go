@@ -60,6 +60,22 @@ func registry(t *testing.T, env []string, args ...string) (int, string, string) 
 	return 0, stdout.String(), stderr.String()
 }
 
+// migrateSplit migrates the database of env as its owner, granting the
+// serving role, and returns env connecting as the serving role, as a
+// deployment with the two roles of docs/auth.md runs serve and the
+// maintenance subcommands.
+func migrateSplit(t *testing.T, env []string) []string {
+	t.Helper()
+	var owner string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "REGISTRY_DATABASE_URL="); ok {
+			owner = v
+		}
+	}
+	mustRegistry(t, env, "migrate", "--grant-to", testenv.ServingRole)
+	return append(env[:len(env):len(env)], "REGISTRY_DATABASE_URL="+testenv.AsServing(owner))
+}
+
 // mustRegistry runs the binary and fails the test unless it exits 0.
 func mustRegistry(t *testing.T, env []string, args ...string) string {
 	t.Helper()
@@ -78,7 +94,7 @@ func TestRebuildDBCommand(t *testing.T) {
 	s3cfg := testenv.S3(t)
 	dbURL := testenv.Postgres(t)
 	e := envFor(dbURL, s3cfg, "some/prefix")
-	mustRegistry(t, e, "migrate")
+	e = migrateSplit(t, e)
 
 	// Content straight in the bucket, as a lost database leaves it.
 	ctx := context.Background()
@@ -179,7 +195,7 @@ func TestAdoptDistributionBucket(t *testing.T) {
 
 	// Adopt: migrate, rebuild-db, verify, serve.
 	e := envFor(testenv.Postgres(t), s3cfg, "distribution")
-	mustRegistry(t, e, "migrate")
+	e = migrateSplit(t, e)
 	out := mustRegistry(t, e, "rebuild-db")
 	t.Log(out)
 	if !strings.Contains(out, "problems: 0") || !strings.Contains(out, "bucket: 2 repositories") {

@@ -19,7 +19,7 @@ import (
 func TestServeRedirect(t *testing.T) {
 	addr := testenv.FreeAddr(t)
 	e := append(env(t), "REGISTRY_S3_REDIRECT=true", "REGISTRY_S3_PUBLIC_ENDPOINT=https://s3.example.test:9443")
-	mustRegistry(t, e, "migrate")
+	e = migrateSplit(t, e)
 	startServe(t, e, addr)
 	base := "http://" + addr
 

@@ -25,7 +25,7 @@ func TestScanCommands(t *testing.T) {
 	os.WriteFile(policyFile, []byte("scanning:\n  - repositories: \"prod/**\"\n    blockSeverity: HIGH\n"), 0o644)
 	e := append(envFor(testenv.Postgres(t), testenv.S3(t), "scan"), "REGISTRY_POLICY_FILE="+policyFile,
 		"REGISTRY_OSV_SCANNER="+testenv.Tool(t, "osv-scanner"), "REGISTRY_SCAN_DB="+testenv.OSVDatabase(t))
-	mustRegistry(t, e, "migrate")
+	e = migrateSplit(t, e)
 	r := startPolicyReplicas(t, e, 1, "--scan-interval", "300ms")[0]
 	for tag, version := range map[string]string{"bad": "1.36.1-r2", "good": "1.36.1-r5"} {
 		layer := filepath.Join(dir, tag+".tar")

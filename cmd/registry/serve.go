@@ -55,11 +55,15 @@ func serveCommand() *cli.Command {
 			Usage: "how often a replica writes the manifest pulls it served, in one batch, for retention's pulledWithin"},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, EnvVars: []string{"REGISTRY_SHUTDOWN_TIMEOUT"},
 			Usage: "after the drain delay, how long in-flight requests may take to finish"},
+		&cli.StringSliceFlag{Name: "trusted-proxies", EnvVars: []string{"REGISTRY_TRUSTED_PROXIES"},
+			Usage: "CIDRs or addresses of the load balancers in front (comma-separated or repeated); from them, the client's address is read from X-Forwarded-For, right to left"},
 	}
+	flags = append(flags, limitFlags()...)
 	flags = append(flags, authFlags()...)
 	flags = append(flags, &cli.DurationFlag{Name: "scan-interval", EnvVars: []string{"REGISTRY_SCAN_INTERVAL"},
 		Usage: "scan images not scanned with the current vulnerability data this often (0: never); replicas share the work"})
 	flags = append(flags, scannerFlags()...)
+	flags = append(flags, uploadFlags()...)
 	flags = append(flags, gcServeFlags()...)
 	flags = append(flags, databaseFlags()...)
 	flags = append(flags, s3Flags()...)
@@ -79,6 +83,14 @@ func serve(c *cli.Context) error {
 	streaming, err := memoryLimit(c.Int("memory-limit"), log)
 	if err != nil {
 		return err
+	}
+	lim, err := readLimits(c)
+	if err != nil {
+		return err
+	}
+	proxies, err := auth.ParseTrustedProxies(c.StringSlice("trusted-proxies"))
+	if err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -126,6 +138,9 @@ func serve(c *cli.Context) error {
 			return err
 		}
 		log.Info().Str("service", gate.Service).Bool("token_endpoint", gate.Issuer != nil).Msg("authentication on")
+		if gate.Realm == "" {
+			log.Warn().Msg("--auth-realm is not set: challenges name a token endpoint derived from the address each connection arrived on, or a trusted proxy's X-Forwarded-Host; set it to the URL clients reach /token at")
+		}
 	}
 	reloadOnHUP(ctx, c.String("policy-file"), cur, reloadIdentities, log)
 	s3, err := openS3(ctx, c)
@@ -137,12 +152,16 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	defer streamPool.Close()
-	st, err := store.New(pool, s3, store.Config{
-		AutoMount: c.Bool("auto-mount"), StreamDB: streamPool, Redirect: c.Bool("s3-redirect"),
+	stcfg := store.Config{
+		AutoMount: c.Bool("auto-mount"), StreamDB: streamPool, StreamWait: lim.uploadConnWait, Redirect: c.Bool("s3-redirect"),
 		Streaming: streaming, Quotas: cur.QuotasFor, RecordPulls: true,
 		AuditLog: func(e store.AuditEvent) { logAuditEvent(log, e) },
 		Webhooks: func() []policy.Webhook { return cur.Get().Webhooks },
-	})
+	}
+	if err := uploadLimits(c, &stcfg); err != nil {
+		return err
+	}
+	st, err := store.New(pool, s3, stcfg)
 	if err != nil {
 		return err
 	}
@@ -174,9 +193,17 @@ func serve(c *cli.Context) error {
 	}
 	// Before the pools close: a pass in progress is cancelled and waited for.
 	defer stopGC()
+	stopExpiry, err := startUploadExpiry(ctx, c, pool, s3, log)
+	if err != nil {
+		return err
+	}
+	defer stopExpiry()
 	opts := httpapi.Options{
 		Store: api, Logger: log, AutoMount: c.Bool("auto-mount"),
 		BodyIdleTimeout: c.Duration("body-idle-timeout"),
+		BodyMinRate:     lim.bodyMinRate, BodyRateWindow: lim.bodyRateWindow,
+		UploadsPerClient: lim.uploadsPerClient, ManifestMemory: lim.manifestMemory,
+		TrustedProxies: proxies,
 	}
 	if gate != nil {
 		opts.Auth = gate

@@ -80,6 +80,14 @@ func TestBadInput(t *testing.T) {
 		{"unknown blob", "GET", "/v2/bad/repo/blobs/" + missing.String(), nil, nil, 404, "BLOB_UNKNOWN"},
 		{"delete unknown blob", "DELETE", "/v2/bad/repo/blobs/" + missing.String(), nil, nil, 404, "BLOB_UNKNOWN"},
 		{"unknown repo tags", "GET", "/v2/bad/nothing/tags/list", nil, nil, 404, "NAME_UNKNOWN"},
+		// Text PostgreSQL refuses must be a 400, not a 500 (issue 17, item 7).
+		{"NUL in catalog last", "GET", "/v2/_catalog?last=%00", nil, nil, 400, "NAME_INVALID"},
+		{"invalid UTF-8 in catalog last", "GET", "/v2/_catalog?n=1&last=%ff%fe", nil, nil, 400, "NAME_INVALID"},
+		{"invalid UTF-8 in tags last", "GET", "/v2/bad/repo/tags/list?last=%ff%fe", nil, nil, 400, "MANIFEST_INVALID"},
+		{"NUL in tags last", "GET", "/v2/bad/repo/tags/list?n=1&last=a%00b", nil, nil, 400, "MANIFEST_INVALID"},
+		{"NUL in artifactType", "GET", "/v2/bad/repo/referrers/" + ld.String() + "?artifactType=%00", nil, nil, 400, "MANIFEST_INVALID"},
+		{"invalid UTF-8 in artifactType", "GET", "/v2/bad/repo/referrers/" + ld.String() + "?artifactType=%c3%28", nil, nil, 400, "MANIFEST_INVALID"},
+		{"NUL in n", "GET", "/v2/_catalog?n=%00", nil, nil, 400, "PAGINATION_NUMBER_INVALID"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			resp, body := call(t, s, c.method, c.path, c.headers, c.body)

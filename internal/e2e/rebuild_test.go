@@ -203,8 +203,8 @@ func checkPulls(t *testing.T, s *Stack, p pushed) {
 // index rows, and every pull byte-identical.
 func TestRebuildAfterLosingTheDatabase(t *testing.T) {
 	ctx := context.Background()
-	dbURL, s3cfg := testenv.Postgres(t), testenv.S3(t)
-	s := start(t, dbURL, s3cfg, stackOptions{store: store.Config{AutoMount: true}})
+	db, s3cfg := testenv.PostgresDatabase(t), testenv.S3(t)
+	s := start(t, db, s3cfg, stackOptions{store: store.Config{AutoMount: true}})
 	p := pushCorpus(t, s)
 	checkPulls(t, s, p)
 	wantAPI := apiDump(t, s, p)
@@ -217,8 +217,8 @@ func TestRebuildAfterLosingTheDatabase(t *testing.T) {
 	}
 
 	s.DB.Close()
-	recreateDatabase(t, dbURL)
-	s2 := start(t, dbURL, s3cfg, stackOptions{store: store.Config{AutoMount: true}}) // migrates the new, empty database
+	recreateDatabase(t, db.Owner)
+	s2 := start(t, db, s3cfg, stackOptions{store: store.Config{AutoMount: true}}) // migrates the new, empty database
 	if got, _ := rebuild.Dump(ctx, s2.DB); got != "" {
 		t.Fatalf("the recreated database is not empty:\n%s", got)
 	}

@@ -26,12 +26,14 @@ import (
 // Stack is one registry replica on its own database and bucket.
 type Stack struct {
 	// Addr is the registry's host:port on loopback.
-	Addr  string
+	Addr string
+	// DB is connected as the serving role, as a replica of a deployment
+	// with the two roles of docs/auth.md.
 	DB    *pgxpool.Pool
 	S3    *s3store.Store
 	Store *store.Store
 
-	dbURL string
+	db    testenv.Database
 	s3cfg testenv.S3Config
 	opts  stackOptions
 }
@@ -44,51 +46,50 @@ type stackOptions struct {
 	wrap func(*store.Store) registry.Store
 }
 
-// Start brings up a migrated database, a bucket and a registry serving
-// them on a free loopback port, all torn down when t ends.
+// Start brings up a database migrated as its owner with grants to the
+// serving role, a bucket and a registry serving them as the serving role
+// on a free loopback port, all torn down when t ends.
 func Start(t testing.TB) *Stack {
 	t.Helper()
-	return start(t, testenv.Postgres(t), testenv.S3(t), stackOptions{store: store.Config{AutoMount: true}})
+	return start(t, testenv.PostgresDatabase(t), testenv.S3(t), stackOptions{store: store.Config{AutoMount: true}})
 }
 
 // StartWith is [Start] with the store configured by cfg; the stack's
 // replicas share it.
 func StartWith(t testing.TB, cfg store.Config) *Stack {
 	t.Helper()
-	return start(t, testenv.Postgres(t), testenv.S3(t), stackOptions{store: cfg})
+	return start(t, testenv.PostgresDatabase(t), testenv.S3(t), stackOptions{store: cfg})
 }
 
 // StartAuth is [Start] with authz guarding the API.
 func StartAuth(t testing.TB, authz httpapi.Authorizer) *Stack {
 	t.Helper()
-	return start(t, testenv.Postgres(t), testenv.S3(t), stackOptions{store: store.Config{AutoMount: true}, authz: authz})
+	return start(t, testenv.PostgresDatabase(t), testenv.S3(t), stackOptions{store: store.Config{AutoMount: true}, authz: authz})
 }
 
 // StartWrapped is [Start] serving the API from wrap's store over the
 // local one (a pull-through cache).
 func StartWrapped(t testing.TB, wrap func(*store.Store) registry.Store) *Stack {
 	t.Helper()
-	return start(t, testenv.Postgres(t), testenv.S3(t), stackOptions{store: store.Config{AutoMount: true}, wrap: wrap})
+	return start(t, testenv.PostgresDatabase(t), testenv.S3(t), stackOptions{store: store.Config{AutoMount: true}, wrap: wrap})
 }
 
 // Replica starts another replica serving the same database and bucket as
 // s, with its own connections, as a second process would.
 func (s *Stack) Replica(t testing.TB) *Stack {
 	t.Helper()
-	return start(t, s.dbURL, s.s3cfg, s.opts)
+	return start(t, s.db, s.s3cfg, s.opts)
 }
 
-func start(t testing.TB, dbURL string, cfg testenv.S3Config, opts stackOptions) *Stack {
+func start(t testing.TB, db testenv.Database, cfg testenv.S3Config, opts stackOptions) *Stack {
 	stcfg := opts.store
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, dbURL)
+	migrateSplit(t, db)
+	pool, err := pgxpool.New(ctx, db.Serving)
 	if err != nil {
 		t.Fatalf("connecting to postgres: %v", err)
 	}
 	t.Cleanup(pool.Close)
-	if _, err := schema.Migrate(ctx, pool); err != nil {
-		t.Fatalf("migrating: %v", err)
-	}
 	s3, err := s3store.New(ctx, s3store.Config{
 		Endpoint: cfg.Endpoint, Region: cfg.Region, Bucket: cfg.Bucket, PathStyle: true,
 		AccessKey: cfg.AccessKey, SecretKey: cfg.SecretKey,
@@ -132,5 +133,35 @@ func start(t testing.TB, dbURL string, cfg testenv.S3Config, opts stackOptions) 
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return &Stack{Addr: ln.Addr().String(), DB: pool, S3: s3, Store: st, dbURL: dbURL, s3cfg: cfg, opts: opts}
+	return &Stack{Addr: ln.Addr().String(), DB: pool, S3: s3, Store: st, db: db, s3cfg: cfg, opts: opts}
+}
+
+// migrateSplit migrates db as its owner and grants the serving role, as
+// `registry migrate --grant-to` does.
+func migrateSplit(t testing.TB, db testenv.Database) {
+	t.Helper()
+	ctx := context.Background()
+	owner, err := pgxpool.New(ctx, db.Owner)
+	if err != nil {
+		t.Fatalf("connecting to postgres: %v", err)
+	}
+	defer owner.Close()
+	if _, err := schema.Migrate(ctx, owner); err != nil {
+		t.Fatalf("migrating: %v", err)
+	}
+	if err := schema.Grant(ctx, owner, testenv.ServingRole); err != nil {
+		t.Fatalf("granting the serving role: %v", err)
+	}
+}
+
+// OwnerDB connects to the stack's database as the role that owns the
+// schema, for what only the owner may do, closed when t ends.
+func (s *Stack) OwnerDB(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), s.db.Owner)
+	if err != nil {
+		t.Fatalf("connecting to postgres: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }

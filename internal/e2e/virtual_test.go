@@ -56,7 +56,7 @@ func TestVirtualNameAccess(t *testing.T) {
 	f := newAuthFixture(t)
 	p := mustParsePolicy(t, virtualPolicy)
 	f.gate.Policy = func() *policy.Policy { return p }
-	s := start(t, testenv.Postgres(t), testenv.S3(t), stackOptions{store: store.Config{AutoMount: true}, authz: f.gate,
+	s := start(t, testenv.PostgresDatabase(t), testenv.S3(t), stackOptions{store: store.Config{AutoMount: true}, authz: f.gate,
 		wrap: func(st *store.Store) registry.Store {
 			return proxy.New(st, f.gate.Policy, zerolog.Nop()).WithAccess(f.gate.Allowed)
 		}})

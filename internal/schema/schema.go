@@ -21,6 +21,7 @@ package schema
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"regexp"
@@ -29,6 +30,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ha-registry/ha-registry/pglock"
@@ -127,6 +129,9 @@ const createVersionTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
     min_binary_schema integer NOT NULL DEFAULT 0
 )`
 
+// insufficientPrivilege is PostgreSQL's SQLSTATE for a permission error.
+const insufficientPrivilege = "42501"
+
 // Migrate applies the migrations the database lacks, each in its own
 // transaction, under a cluster-wide advisory lock: replicas started
 // together migrate once, the others wait and then find nothing to do. It
@@ -136,6 +141,12 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A database already at this binary's version needs nothing, not even
+	// the version table's DDL: so `serve --migrate` also starts as a
+	// serving role that owns nothing, once the owner has migrated.
+	if st, err := readState(ctx, pool); err == nil && st.version >= len(ms) {
+		return nil, st.servableBy(len(ms))
+	}
 	lock, err := pglock.Acquire(ctx, pool, pglock.Key(pglock.NamespaceMigrate, "schema"), pglock.Exclusive)
 	if err != nil {
 		return nil, fmt.Errorf("waiting for the migration lock: %w", err)
@@ -143,6 +154,10 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
 	defer lock.Release(context.Background())
 
 	if _, err := pool.Exec(ctx, createVersionTable); err != nil {
+		if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == insufficientPrivilege {
+			return nil, fmt.Errorf("creating schema_migrations: %w: this role may not change the schema; "+
+				"run `registry migrate --grant-to SERVING_ROLE` as the role that owns it", err)
+		}
 		return nil, fmt.Errorf("creating schema_migrations: %w", err)
 	}
 	// Databases created before the floor column existed.

@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/opencontainers/go-digest"
@@ -19,9 +20,11 @@ import (
 const DefaultPageSize = 1000
 
 // Tags lists repo's tags in byte order (COLLATE "C"), which is the
-// spec's lexical order whatever the database's locale.
+// spec's lexical order whatever the database's locale. A repository that
+// holds no manifest (only an upload or blobs) is unknown, as it is to
+// [Store.Catalog].
 func (s *Store) Tags(ctx context.Context, repo, last string, n int) ([]string, bool, error) {
-	repoID, ok, err := repositoryID(ctx, s.db, repo)
+	repoID, ok, err := pushedRepositoryID(ctx, s.db, repo)
 	if err != nil {
 		return nil, false, dbErr(err)
 	}
@@ -32,10 +35,24 @@ func (s *Store) Tags(ctx context.Context, repo, last string, n int) ([]string, b
 		ORDER BY name COLLATE "C" LIMIT $3`, repoID, last)
 }
 
-// Catalog lists repository names in byte order.
+// Catalog lists, in byte order, the names of repositories holding a
+// manifest. A repository row is also made by opening an upload or pushing
+// a blob; such a name is not listed until something is pushed to it.
 func (s *Store) Catalog(ctx context.Context, last string, n int) ([]string, bool, error) {
-	return page(ctx, s.db, n, `SELECT name FROM repositories WHERE name COLLATE "C" > $1
-		ORDER BY name COLLATE "C" LIMIT $2`, last)
+	return page(ctx, s.db, n, `SELECT r.name FROM repositories r
+		WHERE r.name COLLATE "C" > $1 AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id)
+		ORDER BY r.name COLLATE "C" LIMIT $2`, last)
+}
+
+// pushedRepositoryID is the id of repo if it holds a manifest.
+func pushedRepositoryID(ctx context.Context, q querier, repo string) (int64, bool, error) {
+	var id int64
+	err := q.QueryRow(ctx, `SELECT r.id FROM repositories r
+		WHERE r.name = $1 AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id)`, repo).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	return id, err == nil, err
 }
 
 // page runs a listing query whose last argument is the limit, asking one

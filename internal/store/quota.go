@@ -154,15 +154,8 @@ func (s *Store) checkManifestQuotas(ctx context.Context, tx pgx.Tx, repo string,
 		return err
 	}
 	for _, q := range qs {
-		var adds int64
-		if err := tx.QueryRow(ctx, `WITH c (digest, size) AS (
-				SELECT $2::text, $3::bigint UNION SELECT digest, size FROM blobs WHERE digest = ANY($4::text[]))
-			SELECT coalesce(sum(c.size), 0)::bigint FROM c
-			WHERE NOT EXISTS (SELECT 1 FROM manifests m JOIN repositories r ON r.id = m.repository_id
-					WHERE m.digest = c.digest AND `+matchSQL+`)
-				AND NOT EXISTS (SELECT 1 FROM manifest_blobs mb JOIN repositories r ON r.id = mb.repository_id
-					WHERE mb.blob_digest = c.digest AND `+matchSQL+`)`,
-			q.Match, p.digest, p.size, p.blobs).Scan(&adds); err != nil {
+		adds, err := addedBytes(ctx, tx, q.Match, p.digest, p.size, p.blobs)
+		if err != nil {
 			return err
 		}
 		if adds == 0 && newTags == 0 {
@@ -186,6 +179,22 @@ func (s *Store) checkManifestQuotas(ctx context.Context, tx pgx.Tx, repo string,
 		}
 	}
 	return nil
+}
+
+// addedBytes is what storing digest (of size bytes) and referencing the
+// stored blobs adds to match's usage: the sizes of those that no manifest
+// under match is or references yet.
+func addedBytes(ctx context.Context, q querier, match, digest string, size int64, blobs []string) (int64, error) {
+	var adds int64
+	err := q.QueryRow(ctx, `WITH c (digest, size) AS (
+			SELECT $2::text, $3::bigint UNION SELECT digest, size FROM blobs WHERE digest = ANY($4::text[]))
+		SELECT coalesce(sum(c.size), 0)::bigint FROM c
+		WHERE NOT EXISTS (SELECT 1 FROM manifests m JOIN repositories r ON r.id = m.repository_id
+				WHERE m.digest = c.digest AND `+matchSQL+`)
+			AND NOT EXISTS (SELECT 1 FROM manifest_blobs mb JOIN repositories r ON r.id = mb.repository_id
+				WHERE mb.blob_digest = c.digest AND `+matchSQL+`)`,
+		match, digest, size, blobs).Scan(&adds)
+	return adds, err
 }
 
 // overQuota returns the refusal of a push adding adds bytes and newTags

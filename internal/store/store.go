@@ -41,6 +41,12 @@ type Config struct {
 	// slow uploads can never starve manifest reads, tag writes or the
 	// readiness probe of connections. Nil means the main pool.
 	StreamDB *pgxpool.Pool
+	// StreamWait bounds how long a request waits for a StreamDB
+	// connection: when every one stays busy that long, the request is
+	// refused with 429 TOOMANYREQUESTS (0: wait as long as the request
+	// lasts). A client that cannot get one retries later instead of
+	// piling up behind uploads that may take minutes.
+	StreamWait time.Duration
 	// Redirect answers blob GETs with a presigned S3 URL valid for
 	// [RedirectExpiry] instead of streaming the bytes through the replica.
 	Redirect bool
@@ -61,6 +67,15 @@ type Config struct {
 	// Webhooks returns the webhooks in force; pushes and deletions are
 	// queued in the outbox for those that want them.
 	Webhooks func() []policy.Webhook
+	// MaxUploadsPerRepository and MaxUploadsPerClient cap the upload
+	// sessions open at once in one repository and by one client (see
+	// uploadlimits.go); beyond them a new session is refused with 429.
+	// MaxStagedBytes caps the bytes below one part that all sessions
+	// together keep in PostgreSQL; an append past it is refused with 429.
+	// Zero means no cap.
+	MaxUploadsPerRepository int
+	MaxUploadsPerClient     int
+	MaxStagedBytes          int64
 }
 
 // RedirectExpiry is how long a presigned blob URL stays valid.
@@ -135,7 +150,33 @@ func (s *Store) inStreamTx(ctx context.Context, fn func(pgx.Tx) error) error {
 		s.cfg.Streaming(1)
 		defer s.cfg.Streaming(-1)
 	}
-	return dbErr(pgx.BeginFunc(ctx, s.streamDB, fn))
+	conn, err := s.acquireStream(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	return dbErr(pgx.BeginFunc(ctx, conn, fn))
+}
+
+// acquireStream takes a stream pool connection, waiting at most
+// Config.StreamWait. Only a pool whose connections are all taken is
+// refused with 429; a wait that ran out while connecting is the
+// database's slowness, answered as its unavailability.
+func (s *Store) acquireStream(ctx context.Context) (*pgxpool.Conn, error) {
+	if s.cfg.StreamWait <= 0 {
+		conn, err := s.streamDB.Acquire(ctx)
+		return conn, dbErr(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.StreamWait)
+	defer cancel()
+	conn, err := s.streamDB.Acquire(wctx)
+	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+		if st := s.streamDB.Stat(); st.AcquiredConns() >= st.MaxConns() {
+			return nil, registry.ErrTooManyRequests.WithMessage(
+				"all %d upload connections of this replica stayed busy for %s; retry later", st.MaxConns(), s.cfg.StreamWait)
+		}
+	}
+	return conn, dbErr(err)
 }
 
 // dbErr turns connection failures into ErrUnavailable; other errors pass.

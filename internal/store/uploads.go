@@ -70,12 +70,16 @@ func (s *Store) StartUpload(ctx context.Context, repo string) (registry.UploadSe
 		return registry.UploadSession{}, err
 	}
 	id := newUploadID()
+	client := clientOf(ctx)
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		repoID, err := ensureRepository(ctx, tx, repo)
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO uploads (id, repository_id, hash_state) VALUES ($1, $2, $3)`, id, repoID, state)
+		if err := s.checkSessionCaps(ctx, tx, repo, repoID, client); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO uploads (id, repository_id, hash_state, client) VALUES ($1, $2, $3, $4)`, id, repoID, state, client)
 		return err
 	})
 	if err != nil {
@@ -152,9 +156,14 @@ func saveUpload(ctx context.Context, tx pgx.Tx, u *uploadRow) error {
 	return err
 }
 
-// AppendUpload streams body into the session.
+// AppendUpload streams body into the session. It is refused while the
+// repository's byte quota is used up, as a new upload would be, and when
+// the bytes it leaves staged would pass [Config.MaxStagedBytes].
 func (s *Store) AppendUpload(ctx context.Context, repo, id string, start int64, body io.Reader) (registry.UploadSession, error) {
 	var out registry.UploadSession
+	if err := s.checkUploadQuota(ctx, repo); err != nil {
+		return out, err
+	}
 	err := s.inStreamTx(ctx, func(tx pgx.Tx) (err error) {
 		u, err := lockUpload(ctx, tx, repo, id)
 		if err != nil {
@@ -169,7 +178,11 @@ func (s *Store) AppendUpload(ctx context.Context, repo, id string, start int64, 
 				s.abandon(ctx, key, u, had)
 			}
 		}(u.multipartID != "")
+		staged := len(u.staged)
 		if err := s.appendBody(ctx, key, u, body, -1); err != nil {
+			return err
+		}
+		if err := s.checkStaged(ctx, tx, id, staged, len(u.staged)); err != nil {
 			return err
 		}
 		if err := saveUpload(ctx, tx, u); err != nil {
@@ -266,8 +279,13 @@ func (s *Store) abandon(ctx context.Context, key string, u *uploadRow, hadMultip
 }
 
 // CommitUpload appends the final body and finishes the upload as blob d.
+// It is refused while the repository's byte quota is used up, and when
+// the blob would take the quota past its limit (see checkCommitQuota).
 func (s *Store) CommitUpload(ctx context.Context, repo, id string, start int64, body io.Reader, d digest.Digest) (registry.BlobInfo, error) {
 	var info registry.BlobInfo
+	if err := s.checkUploadQuota(ctx, repo); err != nil {
+		return info, err
+	}
 	err := s.inStreamTx(ctx, func(tx pgx.Tx) (err error) {
 		u, err := lockUpload(ctx, tx, repo, id)
 		if err != nil {
@@ -293,6 +311,9 @@ func (s *Store) CommitUpload(ctx context.Context, repo, id string, start int64, 
 		}
 		if got := u.hash.digest(d.Algorithm()); got != d {
 			return registry.ErrDigestInvalid.WithMessage("upload has digest %s, not %s", got, d)
+		}
+		if err := s.checkCommitQuota(ctx, tx, repo, d, u.size); err != nil {
+			return err
 		}
 		if err := s.commitBlob(ctx, tx, repo, key, u, d); err != nil {
 			return err
@@ -433,17 +454,20 @@ func (s *Store) PutBlob(ctx context.Context, repo string, d digest.Digest, size 
 				s.abandon(ctx, key, u, false)
 			}
 		}()
-		repoID, err := ensureRepository(ctx, tx, repo)
-		if err != nil {
-			return err
-		}
-		u.repoID = repoID
 		if err := s.appendBody(ctx, key, u, body, size); err != nil {
 			return err
 		}
 		if got := u.hash.digest(d.Algorithm()); got != d {
 			return registry.ErrDigestInvalid.WithMessage("body has digest %s, not %s", got, d)
 		}
+		// Only now: ensureRepository locks the repository's row until the
+		// transaction ends, and taken before the body it would hold every
+		// other upload into the repository behind a slow client.
+		repoID, err := ensureRepository(ctx, tx, repo)
+		if err != nil {
+			return err
+		}
+		u.repoID = repoID
 		if err := s.commitBlob(ctx, tx, repo, key, u, d); err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // pgBinDirs are where Debian and others put the server binaries, which are
@@ -32,16 +34,47 @@ var (
 	dbSeq   atomic.Int64
 )
 
-// Postgres returns the URL of a new, empty database on the process's
-// shared PostgreSQL server.
+// The roles of a split deployment (docs/auth.md): every test database is
+// owned by OwnerRole, which migrates it, and ServingRole, which replicas
+// connect as, owns nothing and gets only what schema.Grant gives it. The
+// owner may also create databases and end other sessions, which tests
+// that drop and recreate a database need; neither is a superuser.
+const (
+	OwnerRole   = "registry_test_owner"
+	ServingRole = "registry_test_serving"
+)
+
+// Database is a new, empty database on the process's shared PostgreSQL
+// server, reachable as either role.
+type Database struct {
+	// Owner is the URL as OwnerRole: for `registry migrate` and for tests
+	// that set up state with direct SQL.
+	Owner string
+	// Serving is the URL as ServingRole, which has no privileges in the
+	// database until it is migrated with grants to ServingRole.
+	Serving string
+}
+
+// Postgres returns the URL, as the owner role, of a new, empty database
+// on the process's shared PostgreSQL server.
 func Postgres(t testing.TB) string {
+	t.Helper()
+	return PostgresDatabase(t).Owner
+}
+
+// PostgresDatabase creates a new, empty database owned by [OwnerRole] on
+// the process's shared PostgreSQL server.
+func PostgresDatabase(t testing.TB) Database {
 	t.Helper()
 	pgOnce.Do(func() {
 		if u := os.Getenv("REGISTRY_TEST_DATABASE_URL"); u != "" {
 			pgAdmin = u
-			return
+		} else {
+			pgAdmin, pgErr = startPostgres()
 		}
-		pgAdmin, pgErr = startPostgres()
+		if pgErr == nil {
+			pgErr = createRoles(pgAdmin)
+		}
 	})
 	if pgErr != nil {
 		if strings.Contains(pgErr.Error(), "not installed") {
@@ -57,10 +90,53 @@ func Postgres(t testing.TB) string {
 		t.Fatalf("connecting to PostgreSQL: %v", err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name+" OWNER "+OwnerRole); err != nil {
 		t.Fatalf("creating database: %v", err)
 	}
-	return withDatabase(pgAdmin, name)
+	u := withDatabase(pgAdmin, name)
+	return Database{Owner: withUser(u, OwnerRole), Serving: withUser(u, ServingRole)}
+}
+
+// testRolePassword is the roles' password, for a REGISTRY_TEST_DATABASE_URL
+// server that asks for one; the server this package starts trusts
+// loopback.
+const testRolePassword = "registry-test"
+
+// createRoles creates the owner and serving roles unless they exist
+// (another test process on the same server may have made them).
+func createRoles(admin string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	for _, q := range []string{
+		"CREATE ROLE " + OwnerRole + " LOGIN CREATEDB PASSWORD '" + testRolePassword + "'",
+		"CREATE ROLE " + ServingRole + " LOGIN PASSWORD '" + testRolePassword + "'",
+		"GRANT pg_signal_backend TO " + OwnerRole,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			var pgErr *pgconn.PgError
+			// duplicate_object, or unique_violation when another process
+			// creates the role at the same moment.
+			if errors.As(err, &pgErr) && (pgErr.Code == "42710" || pgErr.Code == "23505") {
+				continue
+			}
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return nil
+}
+
+// withUser replaces the user and password of a postgres:// URL.
+func withUser(u, role string) string {
+	rest := strings.TrimPrefix(u, "postgres://")
+	if at := strings.Index(rest, "@"); at >= 0 && at < strings.Index(rest+"/", "/") {
+		rest = rest[at+1:]
+	}
+	return "postgres://" + role + ":" + testRolePassword + "@" + rest
 }
 
 // withDatabase replaces the database of a postgres:// URL.
@@ -152,3 +228,7 @@ func startPostgres() (string, error) {
 	}
 	return admin, nil
 }
+
+// AsServing is the URL of the same database as u, as [ServingRole]: for a
+// test that has only a database's owner URL at hand.
+func AsServing(u string) string { return withUser(u, ServingRole) }

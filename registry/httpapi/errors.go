@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/ha-registry/ha-registry/auth"
 	"github.com/ha-registry/ha-registry/registry"
@@ -30,11 +31,31 @@ type errorEntry struct {
 // and the spec tells clients to treat unknown codes as UNKNOWN.
 var errPaginationNumberInvalid = &registry.Error{Code: "PAGINATION_NUMBER_INVALID", Message: "n must be a non-negative integer", Status: http.StatusBadRequest}
 
+// DefaultRetryAfter is the Retry-After of a 429 or 503 whose error names
+// no wait of its own ([registry.Error.RetryAfter]).
+const DefaultRetryAfter = 5 * time.Second
+
+// retryAfter is the Retry-After value for e, in whole seconds (at least
+// one), or "" when e is neither a 429 nor a 503 and names no wait. A 503
+// is an outage of the moment (a database failing over, S3 away): the
+// client should come back, not give up.
+func retryAfter(e *registry.Error) string {
+	d := e.RetryAfter
+	if d <= 0 {
+		if st := e.HTTPStatus(); st != http.StatusTooManyRequests && st != http.StatusServiceUnavailable {
+			return ""
+		}
+		d = DefaultRetryAfter
+	}
+	return strconv.FormatInt(int64(max((d+time.Second-1)/time.Second, 1)), 10)
+}
+
 // writeError is the one place errors become responses. A [registry.Error]
 // is answered with its code, message and status, a [registry.Outage] with
-// 503 UNAVAILABLE. Anything else is an internal failure: it is logged with the request id and answered
-// UNKNOWN/500 without its text. A client that went away is neither
-// answered nor logged as an error.
+// 503 UNAVAILABLE; a 429, and any error that names a wait, carry
+// Retry-After. Anything else is an internal failure: it is logged with the
+// request id and answered UNKNOWN/500 without its text. A client that went
+// away is neither answered nor logged as an error.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	x := exchangeFrom(r.Context())
 	rec, _ := w.(*recorder)
@@ -76,6 +97,9 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	// out with the error.
 	for _, k := range []string{"Docker-Content-Digest", "Location", "ETag", "Docker-Upload-UUID", "OCI-Subject", "OCI-Tag"} {
 		h.Del(k)
+	}
+	if v := retryAfter(e); v != "" {
+		h.Set("Retry-After", v)
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))

@@ -4,6 +4,8 @@
 package httpapi
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -57,9 +59,14 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, req request
 	if r.ContentLength > registry.MaxManifestSize {
 		return registry.ErrManifestTooLarge.WithMessage("manifest is larger than %d bytes", registry.MaxManifestSize)
 	}
-	content, err := io.ReadAll(io.LimitReader(r.Body, registry.MaxManifestSize+1))
+	release, err := s.manifestMemory(r)
 	if err != nil {
 		return err
+	}
+	defer release()
+	content, err := readManifestBody(r)
+	if err != nil {
+		return manifestBodyError(err)
 	}
 	if len(content) > registry.MaxManifestSize {
 		return registry.ErrManifestTooLarge.WithMessage("manifest is larger than %d bytes", registry.MaxManifestSize)
@@ -114,6 +121,31 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, req request
 	h.Set("Content-Length", "0")
 	w.WriteHeader(http.StatusCreated)
 	return nil
+}
+
+// readManifestBody reads a manifest PUT's body into memory: a buffer of
+// the declared length, so that what it holds is what [Server.manifestMemory]
+// reserved, or, without Content-Length, up to one byte over the largest
+// manifest.
+func readManifestBody(r *http.Request) ([]byte, error) {
+	if n := r.ContentLength; n >= 0 {
+		buf := make([]byte, n)
+		_, err := io.ReadFull(r.Body, buf)
+		return buf, err
+	}
+	return io.ReadAll(io.LimitReader(r.Body, registry.MaxManifestSize+1))
+}
+
+// manifestBodyError answers a manifest body that could not be read. The
+// minimum rate's refusal keeps its message and status under the
+// manifest's code; anything else (the idle timeout, a body cut short) is
+// the client's, MANIFEST_INVALID, not an internal error.
+func manifestBodyError(err error) error {
+	var e *registry.Error
+	if errors.As(err, &e) {
+		return &registry.Error{Code: registry.CodeManifestInvalid, Message: e.Message, Status: e.Status}
+	}
+	return fmt.Errorf("%w: %w", registry.ErrManifestInvalid.WithMessage("reading the request body failed"), err)
 }
 
 // deleteManifest deletes a manifest (by digest) or only a tag (by tag).

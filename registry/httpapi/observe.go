@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/rs/zerolog"
 
+	"github.com/ha-registry/ha-registry/auth"
 	"github.com/ha-registry/ha-registry/registry"
 )
 
@@ -134,20 +135,52 @@ func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // countingBody counts request body bytes as the handler reads them, and
 // gives every read idle time to arrive: the deadline moves on with each
-// read, so a large body streams for as long as bytes keep coming.
+// read, so a large body streams for as long as bytes keep coming. With a
+// minimum rate ([bodyRate]), a read may also wait no longer than the
+// rate's window allows, and a body that falls below it fails.
 type countingBody struct {
 	io.ReadCloser
 	n    int64
+	eof  bool // the body ended
+	cut  bool // a read failed: what follows is not to be waited for
 	rc   *http.ResponseController
 	idle time.Duration
+	rate *rateMeter // nil: no minimum rate
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
+	wait, byRate := b.idle, false
+	if b.rate != nil {
+		if left := b.rate.left(); left < wait {
+			wait, byRate = left, true
+		}
+	}
+	start := time.Now()
 	// Writers that cannot set deadlines (tests' recorders) go without.
-	_ = b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	_ = b.rc.SetReadDeadline(start.Add(wait))
 	n, err := b.ReadCloser.Read(p)
 	b.n += int64(n)
+	b.eof = b.eof || err == io.EOF
+	if b.rate != nil && (b.rate.read(time.Since(start), n) || byRate && isDeadline(err)) {
+		b.cut = true
+		return n, b.rate.tooSlow()
+	}
+	b.cut = b.cut || err != nil && err != io.EOF
 	return n, err
+}
+
+// drain bounds what is left after the handler: net/http reads a body the
+// handler left unread before it answers, to keep the connection, and a
+// body that trickles would hold the answer (a refusal) back for ever. A
+// body already cut gets no more time at all.
+func (b *countingBody) drain() {
+	switch {
+	case b.eof:
+	case b.cut:
+		_ = b.rc.SetReadDeadline(time.Now())
+	default:
+		_ = b.rc.SetReadDeadline(time.Now().Add(drainGrace))
+	}
 }
 
 // requestIDRE is what we accept as a caller's X-Request-Id: short and
@@ -190,11 +223,17 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		var body *countingBody
 		if r.Body != nil && r.Body != http.NoBody {
 			body = &countingBody{ReadCloser: r.Body, rc: http.NewResponseController(rec), idle: s.bodyIdle}
+			if s.bodyRate.min > 0 {
+				body.rate = &rateMeter{rate: s.bodyRate}
+			}
 			r.Body = body
 		}
 		r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
 
 		next.ServeHTTP(rec, r)
+		if body != nil {
+			body.drain()
+		}
 
 		status := rec.status
 		if status == 0 {
@@ -218,6 +257,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		case x.route == "health" || x.route == "metrics":
 			// Probes and scrapes arrive every few seconds.
 			ev = s.log.Debug()
+		}
+		if peer, ok := auth.ProxyPeer(r.Context()); ok {
+			// remote is then the client the proxy named.
+			ev = ev.Str("proxy", peer)
 		}
 		ev.Str("request_id", id).
 			Str("method", r.Method).

@@ -23,7 +23,10 @@ import (
 // 404: the spec wants clients to tell "no referrers" from "no referrers
 // API".
 func (s *Server) getReferrers(w http.ResponseWriter, r *http.Request, req request) error {
-	artifactType := r.URL.Query().Get("artifactType")
+	artifactType, err := queryText(r.URL.Query(), "artifactType", errArtifactTypeInvalid)
+	if err != nil {
+		return err
+	}
 	descs, err := s.store.Referrers(r.Context(), req.repo, req.digest, artifactType)
 	if err != nil && !errors.Is(err, registry.ErrNameUnknown) {
 		return err

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
+	"github.com/ha-registry/ha-registry/auth"
 	"github.com/ha-registry/ha-registry/registry"
 )
 
@@ -58,12 +59,34 @@ type Options struct {
 	// holds its session, and a database connection, while it streams: a
 	// stalled client must not hold them for ever.
 	BodyIdleTimeout time.Duration
+	// BodyMinRate is the least average rate, in bytes a second, at which
+	// a request body must arrive over each BodyRateWindow of time spent
+	// waiting for it; a slower body fails the request, which frees its
+	// upload session and connection (0: no minimum). The idle timeout
+	// only catches a body that stops; this one catches a trickle.
+	BodyMinRate int64
+	// BodyRateWindow is the window of BodyMinRate (0:
+	// [DefaultBodyRateWindow]).
+	BodyRateWindow time.Duration
+	// UploadsPerClient is how many upload requests that stream into the
+	// store (PATCH, PUT, POST with a digest) one caller may have in flight
+	// on this replica; more are answered 429 (0: no limit). A caller is
+	// its authenticated name, or its address when anonymous.
+	UploadsPerClient int
+	// ManifestMemory bounds the bytes of manifest bodies held at once on
+	// this replica; a PUT beyond it is answered 429 (0: no bound). A body
+	// without Content-Length counts as [registry.MaxManifestSize].
+	ManifestMemory int64
 	// Auth guards every /v2/ request and serves GET /token; nil leaves
 	// the registry open, for a trusted network.
 	Auth Authorizer
 	// Audit records refusals and failed logins (changes are recorded by
 	// the store, in their own transactions); nil records nothing.
 	Audit func(ctx context.Context, rec AuditRecord)
+	// TrustedProxies are the load balancers whose X-Forwarded-For names
+	// the client (and whose X-Forwarded-Host and -Proto the gate may
+	// use); nil trusts none: the TCP peer is the client.
+	TrustedProxies *auth.TrustedProxies
 }
 
 // Server is the registry's HTTP handler: the distribution API under /v2/,
@@ -79,6 +102,12 @@ type Server struct {
 	bodyIdle time.Duration
 	auth     Authorizer
 	audit    func(ctx context.Context, rec AuditRecord)
+	proxies  *auth.TrustedProxies
+
+	// The per-replica limits (limits.go).
+	bodyRate      bodyRate
+	uploads       clientSlots
+	manifestBytes byteBudget
 
 	routes   map[kind]map[string]handlerFunc
 	draining atomic.Bool
@@ -97,12 +126,19 @@ func New(o Options) *Server {
 		pageSize:   o.DefaultPageSize,
 		maxPage:    o.MaxPageSize,
 		bodyIdle:   o.BodyIdleTimeout,
+		bodyRate:   bodyRate{min: o.BodyMinRate, window: o.BodyRateWindow},
+		uploads:    clientSlots{max: o.UploadsPerClient},
 		auth:       o.Auth,
 		audit:      o.Audit,
+		proxies:    o.TrustedProxies,
 	}
 	if s.bodyIdle <= 0 {
 		s.bodyIdle = DefaultBodyIdleTimeout
 	}
+	if s.bodyRate.window <= 0 {
+		s.bodyRate.window = DefaultBodyRateWindow
+	}
+	s.manifestBytes.max = o.ManifestMemory
 	if s.maxPage <= 0 {
 		s.maxPage = MaxPageSize
 	}
@@ -139,9 +175,10 @@ func New(o Options) *Server {
 	return s
 }
 
-// ServeHTTP implements [http.Handler].
+// ServeHTTP implements [http.Handler]. The client's address is settled
+// first, so that every layer sees the same one.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.handler.ServeHTTP(w, r)
+	s.handler.ServeHTTP(w, s.resolveClient(r))
 }
 
 // SetDraining makes /readyz answer 503 (true) so that load balancers stop

@@ -28,7 +28,10 @@ func (s *Server) getTags(w http.ResponseWriter, r *http.Request, req request) er
 	if err != nil {
 		return err
 	}
-	last := q.Get("last")
+	last, err := queryText(q, "last", errLastTagInvalid)
+	if err != nil {
+		return err
+	}
 	// n=0 asks for nothing; ask the store for one entry anyway, so an
 	// unknown repository is still a 404.
 	tags, more, err := s.store.Tags(r.Context(), req.repo, last, max(n, 1))

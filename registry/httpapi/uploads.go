@@ -63,6 +63,11 @@ func (s *Server) postUpload(w http.ResponseWriter, r *http.Request, req request)
 		if err != nil {
 			return err
 		}
+		release, err := s.uploadSlot(ctx)
+		if err != nil {
+			return err
+		}
+		defer release()
 		// ContentLength is -1 when the client streams: the store then
 		// learns the size at the end.
 		if _, err := s.store.PutBlob(ctx, req.repo, d, r.ContentLength, r.Body); err != nil {
@@ -107,6 +112,11 @@ func (s *Server) patchUpload(w http.ResponseWriter, r *http.Request, req request
 	if err != nil {
 		return err
 	}
+	release, err := s.uploadSlot(r.Context())
+	if err != nil {
+		return err
+	}
+	defer release()
 	us, err := s.store.AppendUpload(r.Context(), req.repo, req.uploadID, start, body)
 	if err != nil {
 		return err
@@ -132,6 +142,11 @@ func (s *Server) putUpload(w http.ResponseWriter, r *http.Request, req request) 
 	if err != nil {
 		return err
 	}
+	release, err := s.uploadSlot(r.Context())
+	if err != nil {
+		return err
+	}
+	defer release()
 	if _, err := s.store.CommitUpload(r.Context(), req.repo, req.uploadID, start, body, d); err != nil {
 		return err
 	}
