@@ -68,9 +68,10 @@ type Error struct {
 	Code    Code
 	Message string
 	Detail  any
-	// Status overrides the code's status from the table; only the range
-	// errors use it, because the spec answers them with 416 while their body
-	// code is BLOB_UPLOAD_INVALID.
+	// Status overrides the code's status from the table, for the few
+	// errors whose status the code does not say: the range errors (the
+	// spec answers them with 416 while their body code is
+	// BLOB_UPLOAD_INVALID), a manifest too large (413), storage full (507).
 	Status int
 	// RetryAfter is how long the client should wait before it retries,
 	// sent as Retry-After. Every 429 carries one: zero means the HTTP
@@ -153,7 +154,20 @@ var (
 	// ErrManifestTooLarge answers a manifest over MaxManifestSize with 413,
 	// as the spec suggests.
 	ErrManifestTooLarge = &Error{Code: CodeManifestInvalid, Message: "manifest too large", Status: http.StatusRequestEntityTooLarge}
+	// ErrStorageFull answers a write the blob storage refused for want of
+	// room with 507 Insufficient Storage: not the client's fault, and no
+	// retry helps until an operator frees or adds space.
+	ErrStorageFull = &Error{Code: CodeUnavailable, Message: "blob storage is full; ask the registry's operators to free or add space", Status: http.StatusInsufficientStorage}
 )
+
+// StorageFull is implemented by errors of a backend that refused a write
+// for want of room (a full disk, a bucket quota). Such an error is
+// answered with [ErrStorageFull]. Backends satisfy it without importing
+// this package.
+type StorageFull interface {
+	error
+	StorageFull()
+}
 
 // Outage is implemented by errors of a backend that is down or overloaded
 // for now, such as the S3 store's. Such an error is answered UNAVAILABLE
@@ -172,6 +186,10 @@ func AsError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	var full StorageFull
+	if errors.As(err, &full) {
+		return ErrStorageFull
 	}
 	var o Outage
 	if errors.As(err, &o) {

@@ -26,6 +26,10 @@ var (
 		Name: "registry_s3_operation_errors_total",
 		Help: "S3 API calls that failed after retries; missing keys and cancelled requests are not counted.",
 	}, []string{"operation"})
+	storageFullErrors = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "registry_s3_storage_full_total",
+		Help: "S3 writes refused for want of room (a full disk or a bucket quota), by S3 API call: alert on any.",
+	}, []string{"operation"})
 )
 
 // observe records one call; use it as `defer observe(op, time.Now(), &err)`.
@@ -43,4 +47,7 @@ func observe(op string, start time.Time, errp *error) {
 		return
 	}
 	operationErrors.WithLabelValues(op).Inc()
+	if errors.Is(err, ErrStorageFull) {
+		storageFullErrors.WithLabelValues(op).Inc()
+	}
 }

@@ -6,11 +6,13 @@ package s3store
 import (
 	"errors"
 	"math/rand/v2"
+	"net/http"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 )
 
 // ErrUnavailable is returned, wrapped, when S3 could not be reached or
@@ -27,6 +29,31 @@ func (outage) Error() string { return "s3store: S3 unavailable" }
 
 // Outage is the message clients get; it names no internals.
 func (outage) Outage() string { return "blob storage unavailable, try again later" }
+
+// ErrStorageFull is returned, wrapped, when S3 refused a write for want
+// of room: HTTP 507, or the codes S3-compatible servers use for a full
+// disk or a bucket quota (XMinioStorageFull, QuotaExceeded,
+// InsufficientStorage). No retry helps until an operator acts; the
+// registry answers 507. It satisfies the registry's StorageFull contract
+// without importing it.
+var ErrStorageFull error = storageFull{}
+
+type storageFull struct{}
+
+func (storageFull) Error() string { return "s3store: storage full" }
+
+// StorageFull marks the error for the registry.
+func (storageFull) StorageFull() {}
+
+// isStorageFull reports whether S3 answered err for want of room.
+func isStorageFull(err error) bool {
+	switch apiErrorCode(err) {
+	case "XMinioStorageFull", "QuotaExceeded", "InsufficientStorage":
+		return true
+	}
+	var respErr *awshttp.ResponseError
+	return errors.As(err, &respErr) && respErr.HTTPStatusCode() == http.StatusInsufficientStorage
+}
 
 // Retry timing. The first retry comes after at most retryBaseDelay (a
 // dropped keep-alive connection or a single 5xx is usually gone at once);

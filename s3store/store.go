@@ -306,6 +306,9 @@ func wrap(op, key string, err error) error {
 	if apiErrorCode(err) == "InvalidRange" {
 		return fmt.Errorf("%w: %s", ErrInvalidRange, key)
 	}
+	if isStorageFull(err) {
+		return fmt.Errorf("%w: %s %q: %w", ErrStorageFull, op, key, err)
+	}
 	if isUnavailable(err) {
 		return fmt.Errorf("%w: %s %q: %w", ErrUnavailable, op, key, err)
 	}

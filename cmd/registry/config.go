@@ -80,6 +80,23 @@ const (
 	defaultConnectTimeout = 5 * time.Second
 )
 
+// serverSessionDefaults are PostgreSQL settings of the registry's sessions
+// unless the database URL sets them (a URL parameter of the same name).
+// A replica whose host vanishes leaves its backends holding locks inside
+// open transactions until the server notices: its TCP keepalives find a
+// dead peer within about a minute (30s idle, then 3 probes 10s apart)
+// instead of the kernel's two hours. A replica that hangs with its host up
+// answers keepalives, so idle_in_transaction_session_timeout ends such a
+// transaction; it must exceed the longest time an upload chunk streams
+// between two statements (a part of the body read and sent to S3 while its
+// session is locked), hence an hour.
+var serverSessionDefaults = map[string]string{
+	"tcp_keepalives_idle":                 "30",
+	"tcp_keepalives_interval":             "10",
+	"tcp_keepalives_count":                "3",
+	"idle_in_transaction_session_timeout": "3600000",
+}
+
 // databaseConfig parses the --database-url value, filling in the defaults
 // for what the URL leaves out (pool_max_conns, connect_timeout).
 func databaseConfig(url string) (*pgxpool.Config, error) {
@@ -92,6 +109,11 @@ func databaseConfig(url string) (*pgxpool.Config, error) {
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
+	for k, v := range serverSessionDefaults {
+		if _, set := cfg.ConnConfig.RuntimeParams[k]; !set {
+			cfg.ConnConfig.RuntimeParams[k] = v
+		}
 	}
 	cfg.ConnConfig.Tracer = pgmetrics.Tracer{}
 	return cfg, nil

@@ -32,3 +32,25 @@ func TestDatabaseConfigDefaults(t *testing.T) {
 		t.Error("a URL with a bad port was accepted")
 	}
 }
+
+// TestDatabaseSessionDefaults: the registry's sessions ask the server to
+// probe a silent peer and to end a transaction left idle, unless the URL
+// says otherwise.
+func TestDatabaseSessionDefaults(t *testing.T) {
+	cfg, err := databaseConfig("postgres://u@db.example/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"tcp_keepalives_idle": "30", "idle_in_transaction_session_timeout": "3600000"} {
+		if got := cfg.ConnConfig.RuntimeParams[k]; got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	cfg, err = databaseConfig("postgres://u@db.example/x?idle_in_transaction_session_timeout=60000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; got != "60000" {
+		t.Errorf("the URL's idle_in_transaction_session_timeout became %q", got)
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ha-registry/ha-registry/internal/store"
 	oci "github.com/ha-registry/ha-registry/registry"
 	"github.com/ha-registry/ha-registry/registry/httpapi"
 )
@@ -33,6 +34,8 @@ func limitFlags() []cli.Flag {
 			Usage: "the window over which --body-min-rate is averaged"},
 		&cli.DurationFlag{Name: "upload-conn-wait", Value: defaultUploadConnWait, EnvVars: []string{"REGISTRY_UPLOAD_CONN_WAIT"},
 			Usage: "how long an upload waits for one of --upload-conns before it is answered 429 with Retry-After (0: no bound)"},
+		&cli.DurationFlag{Name: "upload-lock-timeout", Value: store.DefaultSessionLockTimeout, EnvVars: []string{"REGISTRY_UPLOAD_LOCK_TIMEOUT"},
+			Usage: "how long a request waits for another request on the same upload session (a hung replica's, say) before it is answered 429 with Retry-After"},
 		&cli.IntFlag{Name: "upload-conns-per-client", EnvVars: []string{"REGISTRY_UPLOAD_CONNS_PER_CLIENT"},
 			Usage: "uploads one user, robot or anonymous address may have in flight on a replica; more are answered 429 (0: half of --upload-conns)"},
 		&cli.IntFlag{Name: "manifest-memory", EnvVars: []string{"REGISTRY_MANIFEST_MEMORY"},
@@ -45,6 +48,7 @@ type limits struct {
 	bodyMinRate      int64
 	bodyRateWindow   time.Duration
 	uploadConnWait   time.Duration
+	uploadLockWait   time.Duration
 	uploadsPerClient int
 	manifestMemory   int64
 }
@@ -56,6 +60,7 @@ func readLimits(c *cli.Context) (limits, error) {
 		bodyMinRate:      c.Int64("body-min-rate"),
 		bodyRateWindow:   c.Duration("body-rate-window"),
 		uploadConnWait:   c.Duration("upload-conn-wait"),
+		uploadLockWait:   c.Duration("upload-lock-timeout"),
 		uploadsPerClient: c.Int("upload-conns-per-client"),
 		manifestMemory:   int64(c.Int("manifest-memory")) << 20,
 	}
@@ -66,6 +71,8 @@ func readLimits(c *cli.Context) (limits, error) {
 		return l, fmt.Errorf("--body-rate-window must be above zero, not %s", l.bodyRateWindow)
 	case l.uploadConnWait < 0:
 		return l, fmt.Errorf("--upload-conn-wait may not be negative, not %s", l.uploadConnWait)
+	case l.uploadLockWait <= 0:
+		return l, fmt.Errorf("--upload-lock-timeout must be above zero, not %s", l.uploadLockWait)
 	case l.uploadsPerClient < 0:
 		return l, fmt.Errorf("--upload-conns-per-client may not be negative, not %d", l.uploadsPerClient)
 	case l.manifestMemory < 0:

@@ -155,7 +155,7 @@ func serve(c *cli.Context) error {
 	}
 	defer streamPool.Close()
 	stcfg := store.Config{
-		AutoMount: c.Bool("auto-mount"), StreamDB: streamPool, StreamWait: lim.uploadConnWait, Redirect: c.Bool("s3-redirect"),
+		AutoMount: c.Bool("auto-mount"), StreamDB: streamPool, StreamWait: lim.uploadConnWait, SessionLockTimeout: lim.uploadLockWait, Redirect: c.Bool("s3-redirect"),
 		Streaming: streaming, Quotas: cur.QuotasFor, RecordPulls: true,
 		AuditLog: func(e store.AuditEvent) { logAuditEvent(log, e) },
 		Webhooks: func() []policy.Webhook { return cur.Get().Webhooks },

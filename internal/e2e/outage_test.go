@@ -9,8 +9,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -356,4 +359,60 @@ func openTransactions(t *testing.T, url string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestS3StorageFull puts an S3 that refuses every write for want of room
+// (507 XMinioStorageFull, as MinIO answers on a full disk) in front of a
+// serving replica: pushes get 507 with a message saying storage is full,
+// not 500 UNKNOWN; the metric counts them; reads go on; pushes work again
+// once there is room.
+func TestS3StorageFull(t *testing.T) {
+	c := newCluster(t)
+	var full atomic.Bool
+	target, err := url.Parse(c.s3.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forward := httputil.NewSingleHostReverseProxy(target)
+	s3 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if full.Load() && (r.Method == http.MethodPut || r.Method == http.MethodPost) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusInsufficientStorage)
+			_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>XMinioStorageFull</Code>`+
+				`<Message>Storage backend has reached its minimum free drive threshold.</Message></Error>`)
+			return
+		}
+		forward.ServeHTTP(w, r)
+	}))
+	t.Cleanup(s3.Close)
+	for i, kv := range c.env {
+		if strings.HasPrefix(kv, "REGISTRY_S3_ENDPOINT=") {
+			c.env[i] = "REGISTRY_S3_ENDPOINT=" + s3.URL
+		}
+	}
+	r := c.startReplica(t, "r1", buildRegistry(t, false), testenv.FreeAddr(t))
+	o := &outageClient{t: t, r: r, http: &http.Client{Timeout: time.Minute}}
+	before := o.push("full/app", "before", "a")
+
+	full.Store(true)
+	layer := []byte("a layer pushed while S3 is full")
+	for _, a := range []answer{
+		o.do("POST", "/v2/full/app/blobs/uploads/?digest="+digest.FromBytes(layer).String(),
+			map[string]string{"Content-Type": "application/octet-stream"}, layer),
+		o.do("PUT", "/v2/full/app/manifests/again", map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, before.manifest),
+	} {
+		if a.status != http.StatusInsufficientStorage || !bytes.Contains(a.body, []byte("storage is full")) {
+			t.Errorf("a write while S3 is full: %d %s, want 507 saying storage is full", a.status, a.body)
+		}
+	}
+	if n := r.metric(t, "registry_s3_storage_full_total"); n < 2 {
+		t.Errorf("registry_s3_storage_full_total = %v, want at least 2", n)
+	}
+	o.pull(before)
+
+	full.Store(false)
+	o.want(201, "POST", "/v2/full/app/blobs/uploads/?digest="+digest.FromBytes(layer).String(),
+		map[string]string{"Content-Type": "application/octet-stream"}, layer)
+	o.pull(o.push("full/app", "after", "b"))
 }

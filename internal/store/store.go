@@ -47,6 +47,9 @@ type Config struct {
 	// lasts). A client that cannot get one retries later instead of
 	// piling up behind uploads that may take minutes.
 	StreamWait time.Duration
+	// SessionLockTimeout bounds how long a request waits for another
+	// request's hold on the same upload session (0: DefaultSessionLockTimeout).
+	SessionLockTimeout time.Duration
 	// Redirect answers blob GETs with a presigned S3 URL valid for
 	// [RedirectExpiry] instead of streaming the bytes through the replica.
 	Redirect bool
@@ -76,6 +79,18 @@ type Config struct {
 	MaxUploadsPerRepository int
 	MaxUploadsPerClient     int
 	MaxStagedBytes          int64
+}
+
+// DefaultSessionLockTimeout is [Config.SessionLockTimeout]'s default:
+// long enough for a chunk racing its own retry to finish, short enough
+// that a client behind a hung replica's lock retries within seconds.
+const DefaultSessionLockTimeout = 5 * time.Second
+
+func (s *Store) sessionLockTimeout() time.Duration {
+	if s.cfg.SessionLockTimeout > 0 {
+		return s.cfg.SessionLockTimeout
+	}
+	return DefaultSessionLockTimeout
 }
 
 // RedirectExpiry is how long a presigned blob URL stays valid.

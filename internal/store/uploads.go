@@ -11,9 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ha-registry/ha-registry/registry"
@@ -107,7 +109,11 @@ func (s *Store) UploadStatus(ctx context.Context, repo, id string) (registry.Upl
 
 // lockUpload loads a session under its row lock. A second request on the
 // same session waits here until the first commits, then sees its offset.
-func lockUpload(ctx context.Context, tx pgx.Tx, repo, id string) (*uploadRow, error) {
+// It waits at most Config.SessionLockTimeout: the holder may be a replica
+// that hangs (frozen, or its host gone) with its transaction open, and a
+// client's retry must not hang behind it. Such a wait is answered 429 with
+// Retry-After: the client asks where the session stands and retries.
+func (s *Store) lockUpload(ctx context.Context, tx pgx.Tx, repo, id string) (*uploadRow, error) {
 	if !validUploadID(id) {
 		return nil, registry.ErrBlobUploadUnknown
 	}
@@ -115,6 +121,10 @@ func lockUpload(ctx context.Context, tx pgx.Tx, repo, id string) (*uploadRow, er
 	var mp *string
 	var parts []byte
 	var state []byte
+	if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`,
+		strconv.FormatInt(s.sessionLockTimeout().Milliseconds(), 10)); err != nil {
+		return nil, err
+	}
 	err := tx.QueryRow(ctx, `SELECT u.repository_id, u.size, u.multipart_id, u.parts, u.staged, u.hash_state
 		FROM uploads u JOIN repositories r ON r.id = u.repository_id
 		WHERE u.id = $1 AND r.name = $2 FOR UPDATE OF u`, id, repo).
@@ -122,7 +132,16 @@ func lockUpload(ctx context.Context, tx pgx.Tx, repo, id string) (*uploadRow, er
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, registry.ErrBlobUploadUnknown
 	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "55P03" { // lock_not_available
+		return nil, registry.ErrTooManyRequests.WithMessage(
+			"upload %s is busy with another request; GET its status and retry from there", id).WithRetryAfter(time.Second)
+	}
 	if err != nil {
+		return nil, err
+	}
+	// The rest of the transaction waits as long as it must.
+	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout TO DEFAULT`); err != nil {
 		return nil, err
 	}
 	if mp != nil {
@@ -165,7 +184,7 @@ func (s *Store) AppendUpload(ctx context.Context, repo, id string, start int64, 
 		return out, err
 	}
 	err := s.inStreamTx(ctx, func(tx pgx.Tx) (err error) {
-		u, err := lockUpload(ctx, tx, repo, id)
+		u, err := s.lockUpload(ctx, tx, repo, id)
 		if err != nil {
 			return err
 		}
@@ -287,7 +306,7 @@ func (s *Store) CommitUpload(ctx context.Context, repo, id string, start int64, 
 		return info, err
 	}
 	err := s.inStreamTx(ctx, func(tx pgx.Tx) (err error) {
-		u, err := lockUpload(ctx, tx, repo, id)
+		u, err := s.lockUpload(ctx, tx, repo, id)
 		if err != nil {
 			return err
 		}
@@ -422,7 +441,7 @@ func (s *Store) commitBlob(ctx context.Context, tx pgx.Tx, repo, key string, u *
 // has finished.
 func (s *Store) CancelUpload(ctx context.Context, repo, id string) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
-		u, err := lockUpload(ctx, tx, repo, id)
+		u, err := s.lockUpload(ctx, tx, repo, id)
 		if err != nil {
 			return err
 		}
