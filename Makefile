@@ -40,12 +40,14 @@ check-packaging:
 
 .PHONY: bench bench-compare
 
-# Microbenchmarks of the hot paths (docs/performance.md) and of a quota's
-# cost to manifest pushes (docs/policy.md).
+# Microbenchmarks of the hot paths (docs/performance.md), of a quota's
+# cost to manifest pushes (docs/policy.md), and of the S3 round trips a
+# small push waits for (docs/performance.md).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./registry ./registry/httpapi ./internal/store
 	$(GO) test -run '^$$' -bench BenchmarkIndex ./internal/e2e
 	$(GO) test -run '^$$' -bench BenchmarkQuotaPush -benchtime 300x ./internal/e2e
+	$(GO) test -run '^$$' -bench BenchmarkSmallPushS3Latency -benchtime 20x ./internal/e2e
 
 # This registry and CNCF distribution v3.1.2 side by side on one S3 server
 # (docs/performance.md); REGBENCH_* variables tune it.

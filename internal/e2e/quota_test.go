@@ -34,7 +34,7 @@ type testImage struct {
 }
 
 // newTestImage builds an image with one random layer of layerSize bytes.
-func newTestImage(t *testing.T, layerSize int, subject *testImage) testImage {
+func newTestImage(t testing.TB, layerSize int, subject *testImage) testImage {
 	t.Helper()
 	layer := make([]byte, layerSize)
 	rand.Read(layer)

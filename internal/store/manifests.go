@@ -108,28 +108,13 @@ func (s *Store) PutManifest(ctx context.Context, p registry.ManifestPut) (*regis
 			return err
 		}
 
-		// The bucket first: the manifest bytes as a blob, its revision
-		// link, then the tag links.
+		// The bucket first, then the index.
 		var blobExists bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM blobs WHERE digest = $1)`, d).Scan(&blobExists); err != nil {
 			return err
 		}
-		if !blobExists {
-			if err := s.s3.PutBytes(ctx, s.layout.BlobData(p.Digest), p.Content); err != nil {
-				return err
-			}
-		}
-		link := []byte(d)
-		if err := s.s3.PutBytes(ctx, s.layout.RevisionLink(p.Repo, p.Digest), link); err != nil {
+		if err := s.writeManifestLinks(ctx, p, blobExists); err != nil {
 			return err
-		}
-		for _, t := range p.Tags {
-			if err := s.s3.PutBytes(ctx, s.layout.TagIndexLink(p.Repo, t, p.Digest), link); err != nil {
-				return err
-			}
-			if err := s.s3.PutBytes(ctx, s.layout.TagCurrentLink(p.Repo, t), link); err != nil {
-				return err
-			}
 		}
 
 		// Then the index.
@@ -320,4 +305,34 @@ func (s *Store) DeleteTag(ctx context.Context, repo, tagName string) error {
 
 func tagDeleteChange(repo, tag, digest string) change {
 	return change{AuditEvent: AuditEvent{Action: AuditTagDelete, Repository: repo, Digest: digest, Tag: tag}, event: policy.EventDelete}
+}
+
+// writeManifestLinks stores a pushed manifest in the bucket: its bytes as
+// a blob (unless the bucket has them), its revision link and its tags'
+// history entries at once, then the tags' current links at once. A tag
+// moves only once the manifest it will name is stored, so whatever a
+// failed push leaves behind, the bucket never names a manifest it lacks
+// under a tag (rebuild-db would drop such a tag). Two round trips to S3
+// for a tagged push, one for a push by digest.
+func (s *Store) writeManifestLinks(ctx context.Context, p registry.ManifestPut, blobExists bool) error {
+	link := []byte(p.Digest)
+	put := func(key string, b []byte) func(context.Context) error {
+		return func(ctx context.Context) error { return s.s3.PutBytes(ctx, key, b) }
+	}
+	first := []func(context.Context) error{put(s.layout.RevisionLink(p.Repo, p.Digest), link)}
+	if !blobExists {
+		first = append(first, put(s.layout.BlobData(p.Digest), p.Content))
+	}
+	var then []func(context.Context) error
+	for _, t := range p.Tags {
+		first = append(first, put(s.layout.TagIndexLink(p.Repo, t, p.Digest), link))
+		then = append(then, put(s.layout.TagCurrentLink(p.Repo, t), link))
+	}
+	if err := together(ctx, first...); err != nil {
+		return err
+	}
+	if len(then) == 0 {
+		return nil
+	}
+	return together(ctx, then...)
 }

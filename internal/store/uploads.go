@@ -369,13 +369,15 @@ func (s *Store) commitBlob(ctx context.Context, tx pgx.Tx, repo, key string, u *
 		return err
 	}
 	dst := s.layout.BlobData(d)
-	if !exists {
+	if !exists && u.multipartID != "" {
 		// A commit whose S3 writes landed but whose transaction did not
 		// (a lost connection, a killed replica) leaves the bytes at their
 		// address with the session still open. They are content-addressed
 		// and this upload's hash matched, so the retry adopts them instead
 		// of failing on a multipart upload that no longer exists. The
 		// digest lock keeps garbage collection from deleting them under us.
+		// A blob smaller than a part is simply written again: the same
+		// bytes, in the round trip a look would cost.
 		info, err := s.s3.Stat(ctx, dst)
 		switch {
 		case err == nil:
@@ -384,56 +386,67 @@ func (s *Store) commitBlob(ctx context.Context, tx pgx.Tx, repo, key string, u *
 			return err
 		}
 	}
-	switch {
-	case exists:
-		// The bytes are already there: keep them, drop ours. Either may
-		// be gone already after a half-finished earlier attempt.
-		if u.multipartID != "" {
-			if err := s.s3.AbortMultipart(ctx, key, u.multipartID); err != nil {
-				return err
-			}
-			if key != dst {
-				if err := s.s3.Delete(ctx, key); err != nil && !errors.Is(err, s3store.ErrNotFound) {
-					return err
-				}
-			}
-		}
-	case u.multipartID == "":
-		// Smaller than one part: the bytes are all here, write them
-		// straight to their address with no copy.
-		if err := s.s3.PutBytes(ctx, dst, u.staged); err != nil {
-			return err
-		}
-	default:
-		parts := u.parts
-		if len(u.staged) > 0 {
-			num := int32(len(parts) + 1)
-			etag, err := s.s3.UploadPart(ctx, key, u.multipartID, num, u.staged)
-			if err != nil {
-				return err
-			}
-			parts = append(parts, s3store.Part{Number: num, ETag: etag, Size: int64(len(u.staged))})
-		}
-		if err := s.s3.CompleteMultipart(ctx, key, u.multipartID, parts); err != nil {
-			return err
-		}
-		if key != dst {
-			if err := s.s3.Copy(ctx, key, dst, u.size); err != nil {
-				return err
-			}
-			if err := s.s3.Delete(ctx, key); err != nil {
-				return err
-			}
-		}
-	}
-	if err := s.s3.PutBytes(ctx, s.layout.LayerLink(repo, d), []byte(d.String())); err != nil {
+	// The bytes and the repository's link to them at once: a link to
+	// bytes a failed commit did not store is left out by rebuild-db and
+	// removed by garbage collection.
+	err := together(ctx,
+		func(ctx context.Context) error { return s.storeBlobData(ctx, key, dst, u, exists) },
+		func(ctx context.Context) error {
+			return s.s3.PutBytes(ctx, s.layout.LayerLink(repo, d), []byte(d.String()))
+		})
+	if err != nil {
 		return err
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO blobs (digest, size) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING`, d.String(), u.size); err != nil {
 		return err
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO repository_blobs (repository_id, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING`, u.repoID, d.String())
+	_, err = tx.Exec(ctx, `INSERT INTO repository_blobs (repository_id, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING`, u.repoID, d.String())
 	return err
+}
+
+// storeBlobData puts an upload's verified bytes at their address dst, or
+// with exists drops them for the copy already there.
+func (s *Store) storeBlobData(ctx context.Context, key, dst string, u *uploadRow, exists bool) error {
+	switch {
+	case exists:
+		// The bytes are already there: keep them, drop ours. Either may
+		// be gone already after a half-finished earlier attempt.
+		if u.multipartID == "" {
+			return nil
+		}
+		if err := s.s3.AbortMultipart(ctx, key, u.multipartID); err != nil {
+			return err
+		}
+		if key != dst {
+			if err := s.s3.Delete(ctx, key); err != nil && !errors.Is(err, s3store.ErrNotFound) {
+				return err
+			}
+		}
+		return nil
+	case u.multipartID == "":
+		// Smaller than one part: the bytes are all here, write them
+		// straight to their address with no copy.
+		return s.s3.PutBytes(ctx, dst, u.staged)
+	}
+	parts := u.parts
+	if len(u.staged) > 0 {
+		num := int32(len(parts) + 1)
+		etag, err := s.s3.UploadPart(ctx, key, u.multipartID, num, u.staged)
+		if err != nil {
+			return err
+		}
+		parts = append(parts, s3store.Part{Number: num, ETag: etag, Size: int64(len(u.staged))})
+	}
+	if err := s.s3.CompleteMultipart(ctx, key, u.multipartID, parts); err != nil {
+		return err
+	}
+	if key == dst {
+		return nil
+	}
+	if err := s.s3.Copy(ctx, key, dst, u.size); err != nil {
+		return err
+	}
+	return s.s3.Delete(ctx, key)
 }
 
 // CancelUpload aborts a session. It touches storage only while it holds

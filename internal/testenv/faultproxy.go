@@ -6,7 +6,9 @@ package testenv
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // FaultProxy is a TCP proxy on loopback that a test puts between the
@@ -22,6 +24,7 @@ type FaultProxy struct {
 	mu      sync.Mutex
 	cut     bool
 	stalled bool
+	latency time.Duration // added to every answer from the target
 	flowing *sync.Cond // signalled when a stall ends
 	conns   map[net.Conn]struct{}
 	wg      sync.WaitGroup
@@ -76,6 +79,21 @@ func (p *FaultProxy) Restore() {
 	p.mu.Unlock()
 }
 
+// SetLatency delays the start of every answer from the target by d, so
+// that each request and response exchange costs d more, as a dependency
+// d away would (0: none).
+func (p *FaultProxy) SetLatency(d time.Duration) {
+	p.mu.Lock()
+	p.latency = d
+	p.mu.Unlock()
+}
+
+func (p *FaultProxy) currentLatency() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.latency
+}
+
 // waitFlowing blocks while the proxy is stalled.
 func (p *FaultProxy) waitFlowing() {
 	p.mu.Lock()
@@ -85,12 +103,20 @@ func (p *FaultProxy) waitFlowing() {
 	p.mu.Unlock()
 }
 
-// copy moves bytes from src to dst, holding them while stalled.
-func (p *FaultProxy) copy(dst, src net.Conn) {
+// copy moves bytes from src to dst, holding them while stalled. asked is
+// set while a request went out on the connection and its answer has not
+// begun: copying an answer (answer true), the first piece after a request
+// waits the latency, the rest of the answer does not.
+func (p *FaultProxy) copy(dst, src net.Conn, answer bool, asked *atomic.Bool) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
+			if !answer {
+				asked.Store(true)
+			} else if d := p.currentLatency(); d > 0 && asked.Swap(false) {
+				time.Sleep(d)
+			}
 			p.waitFlowing()
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
@@ -130,8 +156,9 @@ func (p *FaultProxy) serve(client net.Conn) {
 		return
 	}
 	done := make(chan struct{}, 2)
+	var asked atomic.Bool
 	pipe := func(dst, src net.Conn) {
-		p.copy(dst, src)
+		p.copy(dst, src, src == server, &asked)
 		// One direction ended: end both, as a proxy that lost a side does.
 		dst.Close()
 		src.Close()
