@@ -394,8 +394,24 @@ func TestS3StorageFull(t *testing.T) {
 	r := c.startReplica(t, "r1", buildRegistry(t, false), testenv.FreeAddr(t))
 	o := &outageClient{t: t, r: r, http: &http.Client{Timeout: time.Minute}}
 	before := o.push("full/app", "before", "a")
+	// An upload holding a part in S3 when the storage fills up.
+	loc := startUpload(t, r, "full/app")
+	part := bytes.Repeat([]byte("p"), 5<<20)
+	o.want(202, "PATCH", loc, map[string]string{"Content-Range": fmt.Sprintf("0-%d", len(part)-1), "Content-Type": "application/octet-stream"}, part)
+	if n := len(c.multipartUploads(t)); n != 1 {
+		t.Fatalf("%d multipart uploads in the bucket before the storage filled up, want 1", n)
+	}
 
 	full.Store(true)
+	// Its commit is refused, and its part released at once, not at the
+	// upload TTL: the space is what every push lacks.
+	if a := o.do("PUT", withDigest(loc, digest.FromBytes(part)), nil, nil); a.status != http.StatusInsufficientStorage {
+		t.Errorf("committing an upload while S3 is full: %d %s, want 507", a.status, a.body)
+	}
+	if n := len(c.multipartUploads(t)); n != 0 {
+		t.Errorf("%d multipart uploads left in the bucket after the refused commit, want 0", n)
+	}
+	o.want(404, "GET", loc, nil, nil)
 	layer := []byte("a layer pushed while S3 is full")
 	for _, a := range []answer{
 		o.do("POST", "/v2/full/app/blobs/uploads/?digest="+digest.FromBytes(layer).String(),
@@ -406,8 +422,8 @@ func TestS3StorageFull(t *testing.T) {
 			t.Errorf("a write while S3 is full: %d %s, want 507 saying storage is full", a.status, a.body)
 		}
 	}
-	if n := r.metric(t, "registry_s3_storage_full_total"); n < 2 {
-		t.Errorf("registry_s3_storage_full_total = %v, want at least 2", n)
+	if n := r.metric(t, "registry_s3_storage_full_total"); n < 3 {
+		t.Errorf("registry_s3_storage_full_total = %v, want at least 3", n)
 	}
 	o.pull(before)
 

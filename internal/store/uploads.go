@@ -210,7 +210,22 @@ func (s *Store) AppendUpload(ctx context.Context, repo, id string, start int64, 
 		out = registry.UploadSession{ID: id, Repo: repo, Offset: u.size}
 		return nil
 	})
+	s.releaseWhenFull(ctx, repo, id, err)
 	return out, err
+}
+
+// releaseWhenFull ends the upload session of a request that S3 refused for
+// want of room, aborting its multipart upload: the parts it holds take
+// the space every push is missing, and the client's retry cannot succeed
+// before an operator acts anyway; it starts the upload again then.
+func (s *Store) releaseWhenFull(ctx context.Context, repo, id string, err error) {
+	if !errors.Is(err, s3store.ErrStorageFull) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	// A failure leaves the session to expire with the upload TTL.
+	_ = s.CancelUpload(ctx, repo, id)
 }
 
 // appendBody reads body into u: full parts go to S3 as they fill, the rest
@@ -345,6 +360,7 @@ func (s *Store) CommitUpload(ctx context.Context, repo, id string, start int64, 
 		info = registry.BlobInfo{Digest: d, Size: u.size}
 		return nil
 	})
+	s.releaseWhenFull(ctx, repo, id, err)
 	return info, err
 }
 
