@@ -17,7 +17,15 @@ import (
 )
 
 // StatBlob answers from the index alone: a HEAD costs no S3 round trip.
-func (s *Store) StatBlob(ctx context.Context, repo string, d digest.Digest) (registry.BlobInfo, error) {
+func (s *Store) StatBlob(ctx context.Context, repo string, d digest.Digest) (info registry.BlobInfo, err error) {
+	err = s.readAgain(ctx, func() error {
+		info, err = s.statBlob(ctx, repo, d)
+		return err
+	})
+	return info, err
+}
+
+func (s *Store) statBlob(ctx context.Context, repo string, d digest.Digest) (registry.BlobInfo, error) {
 	var size int64
 	err := s.db.QueryRow(ctx, `SELECT b.size FROM repository_blobs rb
 		JOIN repositories r ON r.id = rb.repository_id JOIN blobs b ON b.digest = rb.digest

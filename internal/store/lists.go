@@ -23,7 +23,15 @@ const DefaultPageSize = 1000
 // spec's lexical order whatever the database's locale. A repository that
 // holds no manifest (only an upload or blobs) is unknown, as it is to
 // [Store.Catalog].
-func (s *Store) Tags(ctx context.Context, repo, last string, n int) ([]string, bool, error) {
+func (s *Store) Tags(ctx context.Context, repo, last string, n int) (tags []string, more bool, err error) {
+	err = s.readAgain(ctx, func() error {
+		tags, more, err = s.tags(ctx, repo, last, n)
+		return err
+	})
+	return tags, more, err
+}
+
+func (s *Store) tags(ctx context.Context, repo, last string, n int) ([]string, bool, error) {
 	repoID, ok, err := pushedRepositoryID(ctx, s.db, repo)
 	if err != nil {
 		return nil, false, dbErr(err)
@@ -38,7 +46,15 @@ func (s *Store) Tags(ctx context.Context, repo, last string, n int) ([]string, b
 // Catalog lists, in byte order, the names of repositories holding a
 // manifest. A repository row is also made by opening an upload or pushing
 // a blob; such a name is not listed until something is pushed to it.
-func (s *Store) Catalog(ctx context.Context, last string, n int) ([]string, bool, error) {
+func (s *Store) Catalog(ctx context.Context, last string, n int) (names []string, more bool, err error) {
+	err = s.readAgain(ctx, func() error {
+		names, more, err = s.catalog(ctx, last, n)
+		return err
+	})
+	return names, more, err
+}
+
+func (s *Store) catalog(ctx context.Context, last string, n int) ([]string, bool, error) {
 	return page(ctx, s.db, n, `SELECT r.name FROM repositories r
 		WHERE r.name COLLATE "C" > $1 AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id)
 		ORDER BY r.name COLLATE "C" LIMIT $2`, last)
@@ -77,7 +93,15 @@ func page(ctx context.Context, q querier, n int, query string, args ...any) ([]s
 
 // Referrers lists the manifests of repo whose subject is d, from the
 // subject index.
-func (s *Store) Referrers(ctx context.Context, repo string, d digest.Digest, artifactType string) ([]ocispec.Descriptor, error) {
+func (s *Store) Referrers(ctx context.Context, repo string, d digest.Digest, artifactType string) (refs []ocispec.Descriptor, err error) {
+	err = s.readAgain(ctx, func() error {
+		refs, err = s.referrers(ctx, repo, d, artifactType)
+		return err
+	})
+	return refs, err
+}
+
+func (s *Store) referrers(ctx context.Context, repo string, d digest.Digest, artifactType string) ([]ocispec.Descriptor, error) {
 	rows, err := s.db.Query(ctx, `SELECT m.digest, m.media_type, m.artifact_type, length(m.content), m.annotations
 		FROM manifests m JOIN repositories r ON r.id = m.repository_id
 		WHERE r.name = $1 AND m.subject = $2 AND ($3 = '' OR m.artifact_type = $3)

@@ -19,7 +19,15 @@ import (
 )
 
 // GetManifest reads a manifest's bytes from the index: no S3 round trip.
-func (s *Store) GetManifest(ctx context.Context, repo, tag string, d digest.Digest) (registry.StoredManifest, error) {
+func (s *Store) GetManifest(ctx context.Context, repo, tag string, d digest.Digest) (m registry.StoredManifest, err error) {
+	err = s.readAgain(ctx, func() error {
+		m, err = s.getManifest(ctx, repo, tag, d)
+		return err
+	})
+	return m, err
+}
+
+func (s *Store) getManifest(ctx context.Context, repo, tag string, d digest.Digest) (registry.StoredManifest, error) {
 	var m registry.StoredManifest
 	var dg string
 	var err error

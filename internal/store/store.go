@@ -194,6 +194,38 @@ func (s *Store) acquireStream(ctx context.Context) (*pgxpool.Conn, error) {
 	return conn, dbErr(err)
 }
 
+// readAgain runs read, an idempotent read of the index, once more when
+// PostgreSQL ended the connection under it: a failover or a restart
+// terminates every backend (57P01), and the pool still holds their dead
+// connections. The pool's idle connections are dropped first, so the
+// second try runs on a fresh one and a pull gets its answer, not a 503.
+func (s *Store) readAgain(ctx context.Context, read func() error) error {
+	err := read()
+	if err == nil || ctx.Err() != nil || !connectionLost(err) {
+		return err
+	}
+	s.db.Reset()
+	return read()
+}
+
+// connectionLost reports whether err ended an established connection
+// (the server closed it, terminated its backend or broke the protocol),
+// as opposed to the statement failing or a connection failing to open,
+// which a second try would only repeat.
+func connectionLost(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "57P01" || pe.Code == "57P02" || strings.HasPrefix(pe.Code, "08")
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) || pgconn.Timeout(err) {
+		return false
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, pgconn.ErrConnClosed) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
+}
+
 // dbErr turns connection failures into ErrUnavailable; other errors pass.
 func dbErr(err error) error {
 	if err == nil {

@@ -25,7 +25,7 @@ type FaultProxy struct {
 	cut     bool
 	stalled bool
 	latency time.Duration // added to every answer from the target
-	flowing *sync.Cond // signalled when a stall ends
+	flowing *sync.Cond    // signalled when a stall ends
 	conns   map[net.Conn]struct{}
 	wg      sync.WaitGroup
 }
