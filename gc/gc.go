@@ -154,6 +154,24 @@ func run(ctx context.Context, opts Options, s Summary) (Summary, error) {
 		s.Skipped = SkippedRebuild
 		return s, nil
 	}
+	// Closing the connection releases the lock only once its server
+	// process has ended; a rebuild-db started right after the pass must
+	// not find it still held.
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock_shared($1)`, rebuild.LockKey)
+
+	// A database that went back in time lacks what the bucket holds:
+	// deleting by what the index does not know would delete that.
+	reason, err := rebuild.CheckLineage(ctx, conn, !opts.DryRun)
+	if err != nil {
+		return s, fmt.Errorf("gc: %w", err)
+	}
+	s.RebuildRequired = reason
+	rebuildRequired.Set(0)
+	if reason != "" {
+		rebuildRequired.Set(1)
+		opts.Logger.Error().Str("reason", reason).
+			Msg("garbage collection deletes nothing but abandoned uploads until `registry rebuild-db` has run on this database")
+	}
 
 	p := newPass(opts, conn, &s)
 	err = p.run(ctx)
@@ -209,16 +227,23 @@ func (p *pass) run(ctx context.Context) error {
 	stages := []struct {
 		name string
 		fn   func(context.Context) error
+		// byIndex stages delete what the index does not reference or
+		// know; they wait for a rebuild after the database went back in
+		// time. Uploads are not acknowledged content.
+		byIndex bool
 	}{
-		{"manifests", p.sweepManifests},
-		{"blob links", p.sweepBlobLinks},
-		{"blobs", p.sweepBlobs},
-		{"uploads", p.sweepUploads},
-		{"multipart uploads", p.sweepMultipart},
-		{"bucket objects", p.sweepObjects},
+		{"manifests", p.sweepManifests, true},
+		{"blob links", p.sweepBlobLinks, true},
+		{"blobs", p.sweepBlobs, true},
+		{"uploads", p.sweepUploads, false},
+		{"multipart uploads", p.sweepMultipart, false},
+		{"bucket objects", p.sweepObjects, true},
 	}
 	defer func() { p.sum.Paused = p.pace.slept }()
 	for _, st := range stages {
+		if st.byIndex && p.sum.RebuildRequired != "" {
+			continue
+		}
 		if err := st.fn(ctx); err != nil {
 			return fmt.Errorf("gc: %s: %w", st.name, err)
 		}

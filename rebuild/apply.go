@@ -21,12 +21,17 @@ import (
 // one transaction, so an interrupted run leaves the index as it was.
 func insertMissing(ctx context.Context, conn *pgx.Conn, c *Changes) error {
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		var inserted int64
 		for _, in := range insertions(c) {
 			tag, err := tx.Exec(ctx, in.sql)
 			if err != nil {
 				return fmt.Errorf("filling the index: %w", err)
 			}
 			*in.count += tag.RowsAffected()
+			inserted += tag.RowsAffected()
+		}
+		if inserted == 0 {
+			return nil
 		}
 		// Quota figures are kept by pushes, which these rows bypass: drop
 		// them, so that the next push or `registry quota recompute`
