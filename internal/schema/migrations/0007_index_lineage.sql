@@ -22,3 +22,10 @@ CREATE TABLE index_lineage (
     rebuild_required  text,
     updated_at        timestamptz NOT NULL DEFAULT now()
 );
+
+-- The history the index is on now, so that a failover before the first
+-- garbage collection pass is found too. The timeline is the one the
+-- current WAL file is named with; the system identifier is filled in by
+-- the first pass whose role may read it.
+INSERT INTO index_lineage (timeline, wal_lsn)
+SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint, pg_current_wal_lsn();
