@@ -144,7 +144,7 @@ func (p *pass) keepLive(ctx context.Context, cands []objectRef) ([]objectRef, er
 		names = append(names, r)
 	}
 	a, err := rebuild.Adopt(ctx, p.conn, rebuild.AdoptOptions{DB: p.opts.DB, S3: p.s3, Concurrency: adoptConcurrency,
-		Logger: p.log, DryRun: p.opts.DryRun}, names)
+		Logger: p.log, DryRun: p.opts.DryRun, LockTimeout: rowLockTimeout}, names)
 	if err != nil {
 		return nil, fmt.Errorf("adopting what the bucket's tags reach: %w", err)
 	}

@@ -39,6 +39,10 @@ type AdoptOptions struct {
 	Logger zerolog.Logger
 	// DryRun finds the live objects and writes nothing to the index.
 	DryRun bool
+	// LockTimeout, when not zero, bounds how long the insertions wait for
+	// a row a request holds: the adoption then fails rather than keep a
+	// push waiting, or be the one PostgreSQL picks to end a deadlock.
+	LockTimeout time.Duration
 }
 
 // Adoption is what [Adopt] found and did.
@@ -102,6 +106,12 @@ func Adopt(ctx context.Context, conn *pgx.Conn, opts AdoptOptions, repos []strin
 		}
 	}
 	if !opts.DryRun {
+		if opts.LockTimeout > 0 {
+			if _, err := conn.Exec(ctx, fmt.Sprintf("SET lock_timeout = %d", opts.LockTimeout.Milliseconds())); err != nil {
+				return a, err
+			}
+			defer conn.Exec(context.WithoutCancel(ctx), "RESET lock_timeout")
+		}
 		if err := r.adopt(ctx, &a.Changes); err != nil {
 			return a, err
 		}
@@ -111,16 +121,35 @@ func Adopt(ctx context.Context, conn *pgx.Conn, opts AdoptOptions, repos []strin
 	return a, nil
 }
 
-// adopt inserts what is left of the d_ tables and points tags where the
-// bucket points them.
+// onlyLacking limits the d_ tables to what the index lacks now, after
+// the bucket was read. Requests go on meanwhile: a tag, manifest or blob
+// link the index has now and a client deletes (its rows and links) before
+// the insertions would otherwise be put back, a deletion undone. What the
+// index lacks now, no client can delete.
+var onlyLacking = []string{
+	`DELETE FROM d_tags x USING repositories r, tags t WHERE r.name = x.repo AND t.repository_id = r.id AND t.name = x.tag`,
+	`DELETE FROM d_manifests x USING repositories r, manifests m
+		WHERE r.name = x.repo AND m.repository_id = r.id AND m.digest = x.digest`,
+	`DELETE FROM d_repo_blobs x USING repositories r, repository_blobs rb
+		WHERE r.name = x.repo AND rb.repository_id = r.id AND rb.digest = x.digest`,
+}
+
+// adopt inserts what the index lacks of the d_ tables and points tags
+// where the bucket points them.
 func (r *runner) adopt(ctx context.Context, c *Changes) error {
-	if err := insertMissing(ctx, r.conn, c); err != nil {
-		return err
-	}
 	moves, err := listMoves(ctx, r.conn)
 	if err != nil {
 		return err
 	}
+	for _, q := range onlyLacking {
+		if _, err := r.conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("adopting: %w", err)
+		}
+	}
+	if err := insertMissing(ctx, r.conn, c); err != nil {
+		return err
+	}
+	// Each move reads the tag's link again under the tag's lock.
 	for _, m := range moves {
 		moved, err := moveTag(ctx, r.opts.DB, r.opts.S3, m)
 		if err != nil {
