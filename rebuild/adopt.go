@@ -121,11 +121,8 @@ func Adopt(ctx context.Context, conn *pgx.Conn, opts AdoptOptions, repos []strin
 	return a, nil
 }
 
-// onlyLacking limits the d_ tables to what the index lacks now, after
-// the bucket was read. Requests go on meanwhile: a tag, manifest or blob
-// link the index has now and a client deletes (its rows and links) before
-// the insertions would otherwise be put back, a deletion undone. What the
-// index lacks now, no client can delete.
+// onlyLacking limits the d_ tables to what the index lacks now: the
+// rest is not the adoption's to write.
 var onlyLacking = []string{
 	`DELETE FROM d_tags x USING repositories r, tags t WHERE r.name = x.repo AND t.repository_id = r.id AND t.name = x.tag`,
 	`DELETE FROM d_manifests x USING repositories r, manifests m
@@ -134,8 +131,19 @@ var onlyLacking = []string{
 		WHERE r.name = x.repo AND rb.repository_id = r.id AND rb.digest = x.digest`,
 }
 
+// maxAdoptions bounds the rows one adoption indexes: each holds its locks
+// until the adoption commits. More is registry rebuild-db's work.
+const maxAdoptions = 1000
+
 // adopt inserts what the index lacks of the d_ tables and points tags
-// where the bucket points them.
+// where the bucket points them. Requests go on meanwhile, and a deletion
+// removes its rows and then its links: a link read before a deletion
+// committed must not put the rows back. So the insertions run under the
+// locks the writers and deleters of those objects hold (the tag's, the
+// digest's), taken without waiting, and only once every object has been
+// read again under them. When a lock is busy or an object changed, the
+// adoption writes nothing and a later pass tries again; the objects stay
+// live meanwhile.
 func (r *runner) adopt(ctx context.Context, c *Changes) error {
 	moves, err := listMoves(ctx, r.conn)
 	if err != nil {
@@ -146,12 +154,46 @@ func (r *runner) adopt(ctx context.Context, c *Changes) error {
 			return fmt.Errorf("adopting: %w", err)
 		}
 	}
-	if err := insertMissing(ctx, r.conn, c); err != nil {
+	checks, locks, err := r.adoptees(ctx)
+	if err != nil {
 		return err
 	}
+	if len(checks) > maxAdoptions {
+		r.opts.Logger.Warn().Int("objects", len(checks)).
+			Msg("too much is missing from the index to adopt it during garbage collection: run registry rebuild-db")
+		return nil
+	}
+	var added Changes
+	if len(checks) > 0 {
+		err = pgx.BeginFunc(ctx, r.conn, func(tx pgx.Tx) error {
+			var busy int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FILTER (WHERE NOT pg_try_advisory_xact_lock(k))
+				FROM unnest($1::bigint[]) AS k`, locks).Scan(&busy); err != nil {
+				return err
+			}
+			if busy > 0 {
+				return errPostponed
+			}
+			if err := r.stillThere(ctx, checks); err != nil {
+				return err
+			}
+			return insertMissingTx(ctx, tx, &added)
+		})
+		if errors.Is(err, errPostponed) || raced(err) {
+			r.opts.Logger.Debug().Err(err).Msg("adoption postponed: a request is changing these objects")
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	*c = added
 	// Each move reads the tag's link again under the tag's lock.
 	for _, m := range moves {
 		moved, err := moveTag(ctx, r.opts.DB, r.opts.S3, m)
+		if raced(err) {
+			continue // the manifest went meanwhile, or a push holds the tag
+		}
 		if err != nil {
 			return fmt.Errorf("moving tag %s:%s: %w", m.repo, m.tag, err)
 		}
