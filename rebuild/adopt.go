@@ -51,13 +51,12 @@ type Adoption struct {
 	Changes Changes
 	// Live are the keys of the repositories' bucket objects that the
 	// bucket itself reaches: the current link of every tag whose manifest
-	// the bucket holds, its history link for that manifest, and, for
-	// every manifest such a tag reaches
-	// (directly, as a child of an index it reaches, or as a referrer of
-	// one it reaches), its revision link, its data, and the links and data
-	// of the blobs it references. They are live even when damage keeps
-	// them out of the index. Keys of objects that do not exist may be
-	// among them.
+	// the bucket holds, its history link for that manifest, and, for every
+	// manifest such a tag reaches (directly, as a child of an index it
+	// reaches, or as a referrer of one it reaches), its revision link, its
+	// data, and the links and data of the blobs it references. They are
+	// live even when damage keeps them out of the index, or the adoption
+	// was postponed. Keys of objects that do not exist may be among them.
 	Live []string
 	// Findings counts the damage found, by kind.
 	Findings map[Kind]int64
