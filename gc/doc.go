@@ -33,11 +33,28 @@
 //  6. Bucket objects of the layout that the index does not know (left by
 //     pushes that failed between their S3 writes and their commit, by a
 //     deletion whose object delete failed, or by tag history links whose
-//     manifest is gone).
+//     manifest is gone), except what the bucket's own tags reach: that is
+//     adopted into the index first (see below).
 //
 // Each stage reads the index as the earlier ones left it, so one pass
 // with no grace removes a deleted image down to its blobs. Keys the
 // layout does not know are left alone.
+//
+// # The bucket is the source of truth
+//
+// A failover to an asynchronous standby loses the last commits; the
+// bucket keeps what they pushed. Before stage 6 deletes, it runs
+// [rebuild.Adopt] for the repositories that own candidates (for a blob's
+// data, those whose links in the listing name it): rebuild-db's code,
+// limited to those repositories and to what their tags reach, indexes
+// what it can, and every object a tag reaches stays a candidate no more.
+//
+// And a pass first compares the database's history with the one recorded
+// in index_lineage ([rebuild.CheckLineage]). Once the system identifier
+// or the timeline changed, or the WAL position went back, passes skip
+// stages 1-3 and 6, which decide by the index, until rebuild-db has
+// completed on the new history: they log the reason at error level and
+// set registry_gc_rebuild_required.
 //
 // # Mark and sweep with a grace period
 //

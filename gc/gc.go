@@ -155,6 +155,24 @@ func run(ctx context.Context, opts Options, s Summary, lockKey int64, stages fun
 		s.Skipped = SkippedRebuild
 		return s, nil
 	}
+	// Closing the connection releases the lock only once its server
+	// process has ended; a rebuild-db started right after the pass must
+	// not find it still held.
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock_shared($1)`, rebuild.LockKey)
+
+	// A database that went back in time lacks what the bucket holds:
+	// deleting by what the index does not know would delete that.
+	reason, err := rebuild.CheckLineage(ctx, conn, !opts.DryRun)
+	if err != nil {
+		return s, fmt.Errorf("gc: %w", err)
+	}
+	s.RebuildRequired = reason
+	rebuildRequired.Set(0)
+	if reason != "" {
+		rebuildRequired.Set(1)
+		opts.Logger.Error().Str("reason", reason).
+			Msg("garbage collection deletes nothing but abandoned uploads until `registry rebuild-db` has run on this database")
+	}
 
 	p := newPass(opts, conn, &s)
 	err = p.run(ctx, stages(p))
@@ -201,6 +219,10 @@ var passTables = []string{
 type stage struct {
 	name string
 	fn   func(context.Context) error
+	// byIndex stages delete what the index does not reference or know;
+	// they wait for a rebuild after the database went back in time.
+	// Uploads are not acknowledged content.
+	byIndex bool
 }
 
 // stages are a whole pass's, in the order their removals make room for
@@ -209,16 +231,16 @@ type stage struct {
 // earlier stages deleted already gone.
 func (p *pass) stages() []stage {
 	return append([]stage{
-		{"manifests", p.sweepManifests},
-		{"blob links", p.sweepBlobLinks},
-		{"blobs", p.sweepBlobs},
-	}, append(p.uploadStages(), stage{"bucket objects", p.sweepObjects})...)
+		{"manifests", p.sweepManifests, true},
+		{"blob links", p.sweepBlobLinks, true},
+		{"blobs", p.sweepBlobs, true},
+	}, append(p.uploadStages(), stage{"bucket objects", p.sweepObjects, true})...)
 }
 
 // uploadStages end idle sessions, then the multipart uploads no session
 // owns (see [ExpireUploads]).
 func (p *pass) uploadStages() []stage {
-	return []stage{{"uploads", p.sweepUploads}, {"multipart uploads", p.sweepMultipart}}
+	return []stage{{"uploads", p.sweepUploads, false}, {"multipart uploads", p.sweepMultipart, false}}
 }
 
 // run runs stages after creating the pass's tables.
@@ -230,6 +252,9 @@ func (p *pass) run(ctx context.Context, stages []stage) error {
 	}
 	defer func() { p.sum.Paused = p.pace.slept }()
 	for _, st := range stages {
+		if st.byIndex && p.sum.RebuildRequired != "" {
+			continue
+		}
 		if err := st.fn(ctx); err != nil {
 			return fmt.Errorf("gc: %s: %w", st.name, err)
 		}

@@ -40,6 +40,10 @@ var (
 		// From an empty registry to a bucket of millions of objects.
 		Buckets: []float64{.1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600},
 	})
+	rebuildRequired = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "registry_gc_rebuild_required",
+		Help: "1 when this process's last garbage collection pass found that the database went back in time (a failover, a restore) and deleted nothing by the index: run registry rebuild-db.",
+	})
 	lastCompleted = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "registry_gc_last_completed_timestamp_seconds",
 		Help: "When this process last completed a garbage collection pass (Unix time).",

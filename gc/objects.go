@@ -11,6 +11,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ha-registry/ha-registry/internal/store"
+	"github.com/ha-registry/ha-registry/rebuild"
 	"github.com/ha-registry/ha-registry/s3store"
 )
 
@@ -91,10 +92,80 @@ func (p *pass) sweepObjects(ctx context.Context) error {
 		}
 		p.sum.Marked += tag.RowsAffected()
 	}
+	cands, err = p.keepLive(ctx, cands)
+	if err != nil {
+		return err
+	}
 	items, err := sweepBatches(ctx, p, KindObject, cands, objectLock, p.recheckObjects)
 	p.sum.Removed = append(p.sum.Removed, items...)
 	p.sum.Kept += int64(len(cands) - len(items))
 	return err
+}
+
+// adoptConcurrency bounds the bucket requests an adoption has in flight.
+const adoptConcurrency = 8
+
+// keepLive reconciles the index with the bucket for the repositories
+// that own candidates (a blob's data: that link it, or whose revision it
+// is), as rebuild-db would for them, and drops the candidates the
+// bucket's own tags reach: their rows were lost (a failover to a standby
+// that had not received the last commits), not deleted. Only objects
+// nothing in the bucket reaches stay candidates.
+func (p *pass) keepLive(ctx context.Context, cands []objectRef) ([]objectRef, error) {
+	repos := map[string]bool{}
+	var blobs []string
+	for _, o := range cands {
+		switch o.kind {
+		case "layer-link", "revision-link", "tag-current-link", "tag-index-link":
+			repos[o.repo] = true
+		case "blob-data":
+			blobs = append(blobs, o.digest)
+		}
+	}
+	if len(blobs) > 0 {
+		rows, err := p.conn.Query(ctx, `SELECT DISTINCT repo FROM gc_listed
+			WHERE kind IN ('layer-link', 'revision-link') AND digest = ANY($1)`, blobs)
+		if err != nil {
+			return nil, fmt.Errorf("finding who links unknown blobs: %w", err)
+		}
+		linking, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, fmt.Errorf("finding who links unknown blobs: %w", err)
+		}
+		for _, r := range linking {
+			repos[r] = true
+		}
+	}
+	if len(repos) == 0 {
+		return cands, nil
+	}
+	names := make([]string, 0, len(repos))
+	for r := range repos {
+		names = append(names, r)
+	}
+	a, err := rebuild.Adopt(ctx, p.conn, rebuild.AdoptOptions{DB: p.opts.DB, S3: p.s3, Concurrency: adoptConcurrency,
+		Logger: p.log, DryRun: p.opts.DryRun, LockTimeout: rowLockTimeout}, names)
+	if err != nil {
+		return nil, fmt.Errorf("adopting what the bucket's tags reach: %w", err)
+	}
+	live := make(map[string]bool, len(a.Live))
+	for _, k := range a.Live {
+		live[k] = true
+	}
+	var out []objectRef
+	for _, o := range cands {
+		if live[o.key] {
+			p.sum.Live++
+			continue
+		}
+		out = append(out, o)
+	}
+	p.sum.Adopted += a.Changes.Total()
+	if a.Changes.Total() > 0 {
+		p.log.Warn().Strs("repositories", names).Int64("rows", a.Changes.Total()).
+			Msg("adopted into the index what the bucket's tags reach and the index had lost (a database failover or restore?)")
+	}
+	return out, nil
 }
 
 // objectLock is the lock every writer of the object holds: the digest's

@@ -112,6 +112,15 @@ type Summary struct {
 	// Listed counts the bucket objects listed; Unrecognised those whose
 	// keys are not in the layout, which a pass leaves alone.
 	Listed, Unrecognised int64
+	// RebuildRequired, when not "", says why the database went back in
+	// time (a failover, a restore): the pass then removed only abandoned
+	// uploads, and passes do so until registry rebuild-db completes.
+	RebuildRequired string
+	// Adopted counts the index rows the bucket stage wrote for objects
+	// the index did not know and the bucket's own tags reach; Live counts
+	// the candidates it kept for that reason (see the package
+	// documentation).
+	Adopted, Live int64
 }
 
 // Count is how many items of kind the pass removed.
@@ -169,6 +178,7 @@ func (s Summary) Log(log zerolog.Logger) {
 	log.Info().Bool("dry_run", s.DryRun).Dur("duration", s.Duration).Dur("paused", s.Paused).Dict("removed", kinds).
 		Int("objects", s.Objects()).Int64("bytes", s.Bytes()).Int64("kept", s.Kept).Int64("marked", s.Marked).
 		Int64("listed", s.Listed).Int64("unrecognised_keys", s.Unrecognised).
+		Int64("adopted_rows", s.Adopted).Int64("live_unknown_objects", s.Live).Str("rebuild_required", s.RebuildRequired).
 		Msg("garbage collection pass finished")
 }
 
@@ -191,4 +201,11 @@ func (s Summary) Print(w io.Writer) {
 	fmt.Fprintf(w, "gc: kept %d candidates for a later pass (in use by a request, or referenced again); "+
 		"%d newly found unreferenced; %d bucket objects listed, %d keys outside the layout left alone\n",
 		s.Kept, s.Marked, s.Listed, s.Unrecognised)
+	if s.Adopted > 0 || s.Live > 0 {
+		fmt.Fprintf(w, "gc: kept %d objects the index did not know because the bucket's tags reach them; adopted %d index rows for them\n",
+			s.Live, s.Adopted)
+	}
+	if s.RebuildRequired != "" {
+		fmt.Fprintf(w, "gc: ERROR: %s; nothing but abandoned uploads is removed until `registry rebuild-db` has run\n", s.RebuildRequired)
+	}
 }

@@ -20,22 +20,30 @@ import (
 // insertMissing adds everything the bucket holds and the index lacks, in
 // one transaction, so an interrupted run leaves the index as it was.
 func insertMissing(ctx context.Context, conn *pgx.Conn, c *Changes) error {
-	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		for _, in := range insertions(c) {
-			tag, err := tx.Exec(ctx, in.sql)
-			if err != nil {
-				return fmt.Errorf("filling the index: %w", err)
-			}
-			*in.count += tag.RowsAffected()
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return insertMissingTx(ctx, tx, c) })
+}
+
+// insertMissingTx is insertMissing in the caller's transaction.
+func insertMissingTx(ctx context.Context, tx pgx.Tx, c *Changes) error {
+	var inserted int64
+	for _, in := range insertions(c) {
+		tag, err := tx.Exec(ctx, in.sql)
+		if err != nil {
+			return fmt.Errorf("filling the index: %w", err)
 		}
-		// Quota figures are kept by pushes, which these rows bypass: drop
-		// them, so that the next push or `registry quota recompute`
-		// computes them from the index again.
-		if _, err := tx.Exec(ctx, `DELETE FROM quota_usage`); err != nil {
-			return fmt.Errorf("dropping quota figures: %w", err)
-		}
+		*in.count += tag.RowsAffected()
+		inserted += tag.RowsAffected()
+	}
+	if inserted == 0 {
 		return nil
-	})
+	}
+	// Quota figures are kept by pushes, which these rows bypass: drop
+	// them, so that the next push or `registry quota recompute`
+	// computes them from the index again.
+	if _, err := tx.Exec(ctx, `DELETE FROM quota_usage`); err != nil {
+		return fmt.Errorf("dropping quota figures: %w", err)
+	}
+	return nil
 }
 
 // tagMove is a tag the index points elsewhere than the bucket.

@@ -14,4 +14,10 @@
 // compares that with the index (drift.go) and, as its [Mode] says, only
 // reports, fills the index (apply.go), or also deletes rows whose objects
 // are gone (repair.go). It never writes to the bucket.
+//
+// [Adopt] runs the same code for a few repositories, for garbage
+// collection (adopt.go). A completed run records the database's history
+// in index_lineage, which garbage collection checks ([CheckLineage],
+// lineage.go): after a failover it deletes nothing by the index until a
+// run has completed on the new history.
 package rebuild

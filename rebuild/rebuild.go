@@ -119,11 +119,20 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	conn := pc.Hijack()
 	defer conn.Close(context.WithoutCancel(ctx))
 
+	// The history the rebuilt index will match: read before the walk, so
+	// that a failover during the run leaves the change to be found again.
+	began, err := readLineage(ctx, conn)
+	if err != nil {
+		return Summary{}, err
+	}
 	r := &runner{opts: opts, conn: conn, start: time.Now(), report: newReporter(opts.Logger)}
 	r.setPhase("listing")
 	stop := r.startProgress()
 	s, err := r.run(ctx)
 	stop()
+	if err == nil && opts.Mode != ModeVerify {
+		err = recordRebuilt(ctx, conn, began)
+	}
 	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(err, cause) {
 		err = fmt.Errorf("%w (%v)", cause, err)
 	}
@@ -137,6 +146,9 @@ type runner struct {
 	start  time.Time
 	counts counters
 	report *reporter
+	// repos, when not nil, limits the walk to these repositories and the
+	// blobs they link (see [Adopt]).
+	repos []string
 
 	mu    sync.Mutex
 	phase string
@@ -241,7 +253,16 @@ func (r *runner) collect(ctx context.Context) error {
 		})
 	}
 	w := &walker{s3: r.opts.S3, workers: r.opts.Concurrency, emit: c.emit}
+	var links *linkedBlobs
+	if r.repos != nil {
+		w.roots = repoRoots(c.layout, r.repos)
+		links = &linkedBlobs{}
+		w.emit = links.watch(c)
+	}
 	walkErr := w.walk(ctx, c.layout)
+	if walkErr == nil && links != nil {
+		walkErr = links.stat(ctx, c, r.opts.Concurrency)
+	}
 	if walkErr != nil {
 		cancel(walkErr)
 	}

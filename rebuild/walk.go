@@ -66,6 +66,8 @@ type walker struct {
 	s3      *s3store.Store
 	workers int
 	emit    func(context.Context, s3store.ObjectInfo) error
+	// roots are the prefixes to list; the whole layout when nil.
+	roots []listTask
 
 	mu     sync.Mutex
 	cond   *sync.Cond
@@ -78,9 +80,12 @@ type walker struct {
 // are emitted or the first error happened.
 func (w *walker) walk(ctx context.Context, layout s3store.Layout) error {
 	w.cond = sync.NewCond(&w.mu)
-	w.tasks = []listTask{
-		{prefix: layout.BlobsPrefix(), rule: ruleBlobAlgs},
-		{prefix: layout.RepositoriesPrefix(), rule: ruleRepoTree},
+	w.tasks = w.roots
+	if w.tasks == nil {
+		w.tasks = []listTask{
+			{prefix: layout.BlobsPrefix(), rule: ruleBlobAlgs},
+			{prefix: layout.RepositoriesPrefix(), rule: ruleRepoTree},
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -83,6 +83,9 @@ func collectGarbage(c *cli.Context) error {
 		return err
 	}
 	s.Log(log)
+	if s.RebuildRequired != "" {
+		return fmt.Errorf("gc: deleted nothing by the index: %s; run `registry rebuild-db`", s.RebuildRequired)
+	}
 	return nil
 }
 

@@ -247,6 +247,11 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 		if err := lockTags(ctx, tx, repo, tags); err != nil {
 			return err
 		}
+		// Its revision link goes: garbage collection's adoption re-reads
+		// links under this lock before it indexes them.
+		if err := lockDigest(ctx, tx, d); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `DELETE FROM manifests WHERE repository_id = $1 AND digest = $2`, repoID, d.String())
 		if isFKViolation(err) {
 			return registry.ErrDenied.WithMessage("manifest %s is listed by an index in %s; delete the index first", d, repo)

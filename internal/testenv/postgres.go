@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -232,3 +233,18 @@ func startPostgres() (string, error) {
 // AsServing is the URL of the same database as u, as [ServingRole]: for a
 // test that has only a database's owner URL at hand.
 func AsServing(u string) string { return withUser(u, ServingRole) }
+
+// AsAdmin is the URL of the same database as u, as the shared server's
+// superuser: for a test that must change what only a superuser may (the
+// rights on PostgreSQL's own functions, roles of its own).
+func AsAdmin(t testing.TB, u string) string {
+	t.Helper()
+	if pgAdmin == "" {
+		t.Fatal("testenv.AsAdmin before any testenv.Postgres")
+	}
+	parsed, err := url.Parse(u)
+	if err != nil {
+		t.Fatalf("testenv.AsAdmin: %v", err)
+	}
+	return withDatabase(pgAdmin, strings.TrimPrefix(parsed.Path, "/"))
+}
