@@ -55,9 +55,24 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, req request
 // Manifests with Tags"), each echoed in an OCI-Tag header. A manifest with
 // a subject is answered with OCI-Subject ("Pushing Manifests with
 // Subject"). Bodies over [registry.MaxManifestSize] are 413.
+// refusedBodyDiscard bounds what is read and dropped of a manifest body
+// refused for its size before the answer.
+const refusedBodyDiscard = 8 * registry.MaxManifestSize
+
+// refuseTooLarge answers a manifest body over the limit with 413. Many
+// clients (Python's http.client, for one) send the whole body before
+// they read the answer: a connection closed while the body still comes
+// shows them a broken pipe instead of the reason. So the rest of the body
+// is read and dropped first, up to refusedBodyDiscard and at the body-rate
+// rule's pace; past that the connection closes after the answer.
+func refuseTooLarge(r *http.Request) error {
+	_, _ = io.CopyN(io.Discard, r.Body, refusedBodyDiscard)
+	return registry.ErrManifestTooLarge.WithMessage("manifest is larger than %d bytes", registry.MaxManifestSize)
+}
+
 func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, req request) error {
 	if r.ContentLength > registry.MaxManifestSize {
-		return registry.ErrManifestTooLarge.WithMessage("manifest is larger than %d bytes", registry.MaxManifestSize)
+		return refuseTooLarge(r)
 	}
 	release, err := s.manifestMemory(r)
 	if err != nil {
@@ -69,7 +84,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, req request
 		return manifestBodyError(err)
 	}
 	if len(content) > registry.MaxManifestSize {
-		return registry.ErrManifestTooLarge.WithMessage("manifest is larger than %d bytes", registry.MaxManifestSize)
+		return refuseTooLarge(r)
 	}
 
 	var (
