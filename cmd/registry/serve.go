@@ -17,8 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ha-registry/ha-registry/auth"
-	"github.com/ha-registry/ha-registry/internal/proxy"
-	"github.com/ha-registry/ha-registry/internal/scan"
+	"github.com/ha-registry/ha-registry/internal/chain"
 	"github.com/ha-registry/ha-registry/internal/schema"
 	"github.com/ha-registry/ha-registry/internal/store"
 	"github.com/ha-registry/ha-registry/policy"
@@ -167,16 +166,16 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	// Deferred before the pools close, and not stopped by the signal: the
-	// pulls served while draining are written too.
-	// The policy's remotes and virtual names are served over the store.
-	px := proxy.New(st, cur.Get, log)
+	// The serving chain over the store (internal/chain says what wraps
+	// what, and why).
+	chainCfg := chain.Config{Index: st, Policy: cur.Get, Log: log}
 	if gate != nil {
 		// A virtual name shows each caller only the sources it may pull.
-		px.WithAccess(gate.Allowed)
+		chainCfg.Access = gate.Allowed
 	}
-	// The scanning rules judge pulls of everything, cached content too.
-	api := &scan.Gate{Store: px, Index: st, Policy: cur.Get}
+	api, px := chain.New(chainCfg)
+	// Deferred before the pools close, and not stopped by the signal: the
+	// pulls served while draining are written too.
 	defer startPullFlush(context.WithoutCancel(ctx), c.Duration("pull-stats-interval"), log, st.FlushPulls, px.FlushStats)()
 	stopScans, err := startScans(ctx, c, pool, st, log)
 	if err != nil {

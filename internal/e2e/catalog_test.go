@@ -20,7 +20,7 @@ import (
 	"github.com/ha-registry/ha-registry/registry"
 )
 
-// catalogCounter is the real store, counting the catalog listings the
+// catalogCounter is the serving chain, counting the catalog listings the
 // API asks of it: each is one query to PostgreSQL.
 type catalogCounter struct {
 	registry.Store
@@ -55,7 +55,7 @@ func TestCatalogPageCostsAPageOfQueries(t *testing.T) {
 	counter := &catalogCounter{}
 	s := start(t, testenv.PostgresDatabase(t), testenv.S3(t), stackOptions{
 		store: store.Config{AutoMount: true}, authz: f.gate,
-		wrap: func(st *store.Store) registry.Store { counter.Store = st; return counter },
+		instrument: func(api registry.Store) registry.Store { counter.Store = api; return counter },
 	})
 	img := newTestImage(t, 64, nil)
 	_, teamTok := getToken(t, s, "alice", alicePass, "repository:team-a/base:pull,push")

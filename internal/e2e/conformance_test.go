@@ -13,14 +13,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/rs/zerolog"
-
-	"github.com/ha-registry/ha-registry/internal/proxy"
-	"github.com/ha-registry/ha-registry/internal/scan"
-	"github.com/ha-registry/ha-registry/internal/store"
 	"github.com/ha-registry/ha-registry/internal/testenv"
-	"github.com/ha-registry/ha-registry/policy"
-	"github.com/ha-registry/ha-registry/registry"
 )
 
 // TestConformance runs the OCI distribution-spec conformance suite against
@@ -29,12 +22,10 @@ import (
 // registry refuses on purpose (MANIFEST_BLOB_UNKNOWN), as the suite allows
 // by leaving that switch off by default.
 func TestConformance(t *testing.T) {
-	// Served as serve serves it: through the pull-through cache's and the
-	// scan policy's wrappers, which pass every ordinary repository on.
-	s := StartWrapped(t, func(st *store.Store) registry.Store {
-		p := func() *policy.Policy { return &policy.Policy{} }
-		return &scan.Gate{Store: proxy.New(st, p, zerolog.Nop()), Index: st, Policy: p}
-	})
+	// Served as serve serves it: through the serving chain (the
+	// pull-through cache and the scan gate), which passes every ordinary
+	// repository on.
+	s := Start(t)
 	runConformance(t, s.Addr, nil)
 }
 

@@ -13,7 +13,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,10 +21,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/rs/zerolog"
 
-	"github.com/ha-registry/ha-registry/internal/proxy"
-	"github.com/ha-registry/ha-registry/internal/store"
 	"github.com/ha-registry/ha-registry/internal/testenv"
 	"github.com/ha-registry/ha-registry/policy"
 	"github.com/ha-registry/ha-registry/registry"
@@ -145,12 +141,7 @@ virtual:
   - name: "v/"
     sources: ["local/", "hub/public/"]
 `, fault.Addr())))
-	log := zerolog.Nop()
-	if os.Getenv("REGISTRY_TEST_LOG") != "" {
-		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr})
-	}
-	wrap := func(st *store.Store) registry.Store { return proxy.New(st, cur.Get, log) }
-	a := StartWrapped(t, wrap)
+	a := StartPolicy(t, cur.Get)
 	pf := &proxyFixture{upstream: up, tap: tap, fault: fault, cache: [2]*Stack{a, a.Replica(t)}}
 	pf.upTok = func(repo string) string {
 		_, tok := getToken(t, up, "alice", alicePass, "repository:"+repo+":pull,push")

@@ -17,10 +17,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ha-registry/ha-registry/internal/scan"
-	"github.com/ha-registry/ha-registry/internal/store"
 	"github.com/ha-registry/ha-registry/internal/testenv"
 	"github.com/ha-registry/ha-registry/policy"
-	"github.com/ha-registry/ha-registry/registry"
 )
 
 // alpineImage builds an Alpine 3.18 image whose apk database lists
@@ -44,9 +42,7 @@ func TestScan(t *testing.T) {
 	ctx := context.Background()
 	osv := &scan.OSV{Binary: testenv.Tool(t, "osv-scanner"), DBPath: testenv.OSVDatabase(t)}
 	cur := policy.NewCurrent(nil)
-	s := StartWrapped(t, func(st *store.Store) registry.Store {
-		return &scan.Gate{Store: st, Index: st, Policy: cur.Get}
-	})
+	s := StartPolicy(t, cur.Get)
 	bad, good := alpineImage(t, "1.36.1-r2"), alpineImage(t, "1.36.1-r5")
 	mustPush(t, s, "prod/app", "bad", bad)
 	mustPush(t, s, "prod/app", "good", good)

@@ -15,9 +15,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
+	"github.com/ha-registry/ha-registry/internal/chain"
+	"github.com/ha-registry/ha-registry/internal/proxy"
 	"github.com/ha-registry/ha-registry/internal/schema"
 	"github.com/ha-registry/ha-registry/internal/store"
 	"github.com/ha-registry/ha-registry/internal/testenv"
+	"github.com/ha-registry/ha-registry/policy"
 	"github.com/ha-registry/ha-registry/registry"
 	"github.com/ha-registry/ha-registry/registry/httpapi"
 	"github.com/ha-registry/ha-registry/s3store"
@@ -42,8 +45,15 @@ type Stack struct {
 type stackOptions struct {
 	store store.Config
 	authz httpapi.Authorizer
-	// wrap, when set, serves the API from what it makes of the store.
-	wrap func(*store.Store) registry.Store
+	// policy is the policy the serving chain reads (remotes, virtual
+	// names, scanning rules); nil: an empty one.
+	policy func() *policy.Policy
+	// access, when set, reads a virtual name's sources with the caller's
+	// rights, as serve does with authentication on.
+	access proxy.Access
+	// instrument, when set, wraps the serving chain to observe the calls
+	// it receives (a counter); it must pass each call on.
+	instrument func(registry.Store) registry.Store
 }
 
 // Start brings up a database migrated as its owner with grants to the
@@ -67,11 +77,11 @@ func StartAuth(t testing.TB, authz httpapi.Authorizer) *Stack {
 	return start(t, testenv.PostgresDatabase(t), testenv.S3(t), stackOptions{store: store.Config{AutoMount: true}, authz: authz})
 }
 
-// StartWrapped is [Start] serving the API from wrap's store over the
-// local one (a pull-through cache).
-func StartWrapped(t testing.TB, wrap func(*store.Store) registry.Store) *Stack {
+// StartPolicy is [Start] with the serving chain reading the policy pol
+// returns (remotes, virtual names, scanning rules).
+func StartPolicy(t testing.TB, pol func() *policy.Policy) *Stack {
 	t.Helper()
-	return start(t, testenv.PostgresDatabase(t), testenv.S3(t), stackOptions{store: store.Config{AutoMount: true}, wrap: wrap})
+	return start(t, testenv.PostgresDatabase(t), testenv.S3(t), stackOptions{store: store.Config{AutoMount: true}, policy: pol})
 }
 
 // Replica starts another replica serving the same database and bucket as
@@ -101,13 +111,20 @@ func start(t testing.TB, db testenv.Database, cfg testenv.S3Config, opts stackOp
 	if err != nil {
 		t.Fatalf("store: %v", err)
 	}
-	var api registry.Store = st
-	if opts.wrap != nil {
-		api = opts.wrap(st)
-	}
 	log := zerolog.Nop()
 	if os.Getenv("REGISTRY_TEST_LOG") != "" {
 		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr})
+	}
+	pol := opts.policy
+	if pol == nil {
+		empty := &policy.Policy{}
+		pol = func() *policy.Policy { return empty }
+	}
+	// The API is served through the chain serve builds, so that what is
+	// tested is what is served.
+	api, _ := chain.New(chain.Config{Index: st, Policy: pol, Log: log, Access: opts.access})
+	if opts.instrument != nil {
+		api = opts.instrument(api)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -12,13 +12,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/rs/zerolog"
 
-	"github.com/ha-registry/ha-registry/internal/proxy"
 	"github.com/ha-registry/ha-registry/internal/store"
 	"github.com/ha-registry/ha-registry/internal/testenv"
 	"github.com/ha-registry/ha-registry/policy"
-	"github.com/ha-registry/ha-registry/registry"
 )
 
 // virtualPolicy adds to the authentication tests' rules a virtual
@@ -57,9 +54,7 @@ func TestVirtualNameAccess(t *testing.T) {
 	p := mustParsePolicy(t, virtualPolicy)
 	f.gate.Policy = func() *policy.Policy { return p }
 	s := start(t, testenv.PostgresDatabase(t), testenv.S3(t), stackOptions{store: store.Config{AutoMount: true}, authz: f.gate,
-		wrap: func(st *store.Store) registry.Store {
-			return proxy.New(st, f.gate.Policy, zerolog.Nop()).WithAccess(f.gate.Allowed)
-		}})
+		policy: f.gate.Policy, access: f.gate.Allowed})
 
 	_, push := getToken(t, s, "alice", alicePass, "repository:public/app:pull,push",
 		"repository:team-a/app:pull,push", "repository:team-a/hidden:pull,push")

@@ -50,7 +50,7 @@ func (s *Store) auditSkip(ctx context.Context, repo, src string) {
 	}
 	// Not the request's context: a client that hangs up must not keep the
 	// refusal out of the log.
-	err := s.Store.RecordAudit(context.WithoutCancel(ctx), store.AuditEvent{Action: store.AuditDenied, Repository: src,
+	err := s.local.RecordAudit(context.WithoutCancel(ctx), store.AuditEvent{Action: store.AuditDenied, Repository: src,
 		Detail: who + " may not pull " + src + " (through " + repo + ")"})
 	if err != nil {
 		s.log.Error().Err(err).Str("repo", src).Msg("writing an audit event")

@@ -49,7 +49,7 @@ func (s *Store) remoteManifest(ctx context.Context, r *policy.Remote, repo, tag 
 	if d != "" {
 		return s.byDigest(ctx, r, up, repo, upName, d)
 	}
-	pt, cached, err := s.Store.ProxyTagOf(ctx, repo, tag)
+	pt, cached, err := s.local.ProxyTagOf(ctx, repo, tag)
 	if err != nil {
 		return registry.StoredManifest{}, err
 	}
@@ -70,7 +70,7 @@ func (s *Store) remoteManifest(ctx context.Context, r *policy.Remote, repo, tag 
 	}
 	switch {
 	case err == nil:
-		if err := s.Store.SetProxyTag(ctx, repo, tag, now); err != nil {
+		if err := s.local.SetProxyTag(ctx, repo, tag, now); err != nil {
 			return registry.StoredManifest{}, err
 		}
 		m, err := s.byDigest(ctx, r, up, repo, upName, now)
@@ -86,7 +86,7 @@ func (s *Store) remoteManifest(ctx context.Context, r *policy.Remote, repo, tag 
 	if cached {
 		return s.byDigest(ctx, r, nil, repo, upName, pt.Digest)
 	}
-	if m, lerr := s.Store.GetManifest(ctx, repo, tag, ""); lerr == nil {
+	if m, lerr := s.local.GetManifest(ctx, repo, tag, ""); lerr == nil {
 		return m, nil
 	}
 	return registry.StoredManifest{}, s.unavailable(r, err)
@@ -95,14 +95,14 @@ func (s *Store) remoteManifest(ctx context.Context, r *policy.Remote, repo, tag 
 // byDigest reads a manifest locally, from the cache, or (with up) from
 // upstream, caching it.
 func (s *Store) byDigest(ctx context.Context, r *policy.Remote, up *Upstream, repo, upName string, d digest.Digest) (registry.StoredManifest, error) {
-	m, err := s.Store.GetManifest(ctx, repo, "", d)
+	m, err := s.local.GetManifest(ctx, repo, "", d)
 	if err == nil || !errors.Is(err, registry.ErrManifestUnknown) {
 		if err == nil {
 			s.count(r, true)
 		}
 		return m, err
 	}
-	if m, ok, err := s.Store.ProxyManifest(ctx, repo, d); err != nil || ok {
+	if m, ok, err := s.local.ProxyManifest(ctx, repo, d); err != nil || ok {
 		if ok {
 			s.count(r, true)
 		}
@@ -127,7 +127,7 @@ func (s *Store) keep(ctx context.Context, r *policy.Remote, repo, upName string,
 	}
 	s.count(r, false)
 	sm := registry.StoredManifest{Digest: um.Digest, MediaType: parsed.MediaType, Content: um.Content}
-	if err := s.Store.SaveProxyManifest(ctx, repo, sm); err != nil {
+	if err := s.local.SaveProxyManifest(ctx, repo, sm); err != nil {
 		return registry.StoredManifest{}, err
 	}
 	s.promote(ctx, repo)
@@ -137,14 +137,14 @@ func (s *Store) keep(ctx context.Context, r *policy.Remote, repo, upName string,
 // tagLocal points repo's ordinary tag at m when m is an ordinary manifest
 // already, so the index agrees with upstream.
 func (s *Store) tagLocal(ctx context.Context, repo, tag string, m registry.StoredManifest) {
-	cur, err := s.Store.GetManifest(ctx, repo, tag, "")
+	cur, err := s.local.GetManifest(ctx, repo, tag, "")
 	if err == nil && cur.Digest == m.Digest {
 		return
 	}
-	if _, err := s.Store.GetManifest(ctx, repo, "", m.Digest); err != nil {
+	if _, err := s.local.GetManifest(ctx, repo, "", m.Digest); err != nil {
 		return // still cached only: promotion tags it
 	}
-	if _, err := s.Store.PutManifest(proxyCaller(ctx), registry.ManifestPut{Repo: repo, MediaType: m.MediaType,
+	if _, err := s.local.PutManifest(proxyCaller(ctx), registry.ManifestPut{Repo: repo, MediaType: m.MediaType,
 		Content: m.Content, Digest: m.Digest, Tags: []string{tag}}); err != nil {
 		s.log.Warn().Err(err).Str("repo", repo).Str("tag", tag).Msg("moving a pulled-through tag")
 	}
@@ -164,7 +164,7 @@ func (s *Store) promote(ctx context.Context, repo string) {
 	ctx = proxyCaller(ctx)
 	for changed := true; changed; {
 		changed = false
-		pending, err := s.Store.PendingProxyManifests(ctx, repo)
+		pending, err := s.local.PendingProxyManifests(ctx, repo)
 		if err != nil {
 			s.log.Warn().Err(err).Str("repo", repo).Msg("listing cached manifests")
 			return
@@ -173,13 +173,13 @@ func (s *Store) promote(ctx context.Context, repo string) {
 			if !s.complete(ctx, repo, m) {
 				continue
 			}
-			tags, err := s.Store.ProxyTagsAt(ctx, repo, m.Digest)
+			tags, err := s.local.ProxyTagsAt(ctx, repo, m.Digest)
 			if err == nil {
-				_, err = s.Store.PutManifest(ctx, registry.ManifestPut{Repo: repo, MediaType: m.MediaType,
+				_, err = s.local.PutManifest(ctx, registry.ManifestPut{Repo: repo, MediaType: m.MediaType,
 					Content: m.Content, Digest: m.Digest, Tags: tags})
 			}
 			if err == nil {
-				err = s.Store.DropProxyManifest(ctx, repo, m.Digest)
+				err = s.local.DropProxyManifest(ctx, repo, m.Digest)
 			}
 			if err != nil {
 				s.log.Warn().Err(err).Str("repo", repo).Str("digest", m.Digest.String()).Msg("storing a pulled-through manifest")
@@ -201,12 +201,12 @@ func (s *Store) complete(ctx context.Context, repo string, m registry.StoredMani
 		return false
 	}
 	for _, b := range ix.Blobs {
-		if _, err := s.Store.StatBlob(ctx, repo, digest.Digest(b)); err != nil {
+		if _, err := s.local.StatBlob(ctx, repo, digest.Digest(b)); err != nil {
 			return false
 		}
 	}
 	for _, c := range ix.Children {
-		if _, err := s.Store.GetManifest(ctx, repo, "", digest.Digest(c)); err != nil {
+		if _, err := s.local.GetManifest(ctx, repo, "", digest.Digest(c)); err != nil {
 			return false
 		}
 	}
@@ -229,12 +229,12 @@ func (s *Store) remoteBlob(ctx context.Context, r *policy.Remote, repo string, d
 		return nil, s.unavailable(r, err)
 	}
 	upName := UpstreamName(strings.TrimPrefix(repo, r.Prefix), r.Library)
-	release, locked, err := s.Store.ProxyFetchLock(ctx, d, s.lockWait)
+	release, locked, err := s.local.ProxyFetchLock(ctx, d, s.lockWait)
 	if err != nil {
 		return nil, err
 	}
 	if locked {
-		if rc, err := s.Store.OpenBlob(ctx, repo, d, offset, length); err == nil {
+		if rc, err := s.local.OpenBlob(ctx, repo, d, offset, length); err == nil {
 			release()
 			s.count(r, true)
 			return rc, nil

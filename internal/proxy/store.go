@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -28,10 +29,13 @@ const DefaultLockWait = 10 * time.Second
 
 // Store serves the registry API over the local store, adding the policy
 // file's remotes (pull-through caches) and virtual names: reads of them
-// are resolved here, writes refused; every other repository passes
-// through untouched.
+// are resolved here, every write refused; every other repository passes
+// through untouched. It is a [registry.Layer]: each contract method is
+// written here, and one it does not write is refused by
+// [registry.Undecided], never passed to the local store unseen.
 type Store struct {
-	*store.Store
+	registry.Undecided
+	local    *store.Store
 	policy   func() *policy.Policy
 	log      zerolog.Logger
 	lockWait time.Duration
@@ -43,15 +47,34 @@ type Store struct {
 }
 
 var (
-	_ registry.Store          = (*Store)(nil)
+	_ registry.Layer          = (*Store)(nil)
 	_ registry.BlobRedirector = (*Store)(nil)
 )
 
 // New wraps local with the remotes and virtual names of the policy in
 // force.
 func New(local *store.Store, pol func() *policy.Policy, log zerolog.Logger) *Store {
-	return &Store{Store: local, policy: pol, log: log, lockWait: DefaultLockWait,
+	return &Store{Undecided: registry.Undecided{Layer: "the pull-through cache"}, local: local, policy: pol, log: log, lockWait: DefaultLockWait,
 		upstreams: map[string]*Upstream{}, stats: map[string]*[2]int64{}}
+}
+
+// Unwrap returns the local store.
+func (s *Store) Unwrap() registry.Store { return s.local }
+
+// Passes passes no optional ability of the local store: the one there is,
+// [registry.BlobRedirector], is answered by [Store.BlobURL] itself, since
+// a remote's or virtual name's redirect needs the sources resolved and
+// the caller's rights checked.
+func (s *Store) Passes(reflect.Type) bool { return false }
+
+// Ready is the local store's readiness: upstreams being away leaves
+// what is cached servable.
+func (s *Store) Ready(ctx context.Context) error { return s.local.Ready(ctx) }
+
+// Catalog lists the local repositories, cached remote ones included;
+// virtual names hold nothing of their own, so they are not listed.
+func (s *Store) Catalog(ctx context.Context, last string, n int) ([]string, bool, error) {
+	return s.local.Catalog(ctx, last, n)
 }
 
 // upstream returns the client of remote r, made once per configuration.
@@ -101,7 +124,7 @@ func (s *Store) FlushStats(ctx context.Context) error {
 	s.stats = map[string]*[2]int64{}
 	s.mu.Unlock()
 	for remote, c := range stats {
-		if err := s.Store.AddProxyStats(ctx, remote, c[0], c[1]); err != nil {
+		if err := s.local.AddProxyStats(ctx, remote, c[0], c[1]); err != nil {
 			return err
 		}
 	}
@@ -164,14 +187,14 @@ func (s *Store) GetManifest(ctx context.Context, repo, tag string, d digest.Dige
 		if r, ok := s.policy().RemoteFor(src); ok {
 			return s.remoteManifest(ctx, r, src, tag, d)
 		}
-		return s.Store.GetManifest(ctx, src, tag, d)
+		return s.local.GetManifest(ctx, src, tag, d)
 	})
 }
 
 // StatBlob finds a blob locally, or its size upstream.
 func (s *Store) StatBlob(ctx context.Context, repo string, d digest.Digest) (registry.BlobInfo, error) {
 	return firstOf(ctx, s, repo, true, func(src string) (registry.BlobInfo, error) {
-		info, err := s.Store.StatBlob(ctx, src, d)
+		info, err := s.local.StatBlob(ctx, src, d)
 		r, remote := s.policy().RemoteFor(src)
 		if !remote || !errors.Is(err, registry.ErrBlobUnknown) {
 			return info, err
@@ -190,7 +213,7 @@ func (s *Store) StatBlob(ctx context.Context, repo string, d digest.Digest) (reg
 // which audited the sources refused.
 func (s *Store) OpenBlob(ctx context.Context, repo string, d digest.Digest, offset, length int64) (io.ReadCloser, error) {
 	return firstOf(ctx, s, repo, false, func(src string) (io.ReadCloser, error) {
-		rc, err := s.Store.OpenBlob(ctx, src, d, offset, length)
+		rc, err := s.local.OpenBlob(ctx, src, d, offset, length)
 		r, remote := s.policy().RemoteFor(src)
 		if !remote || !errors.Is(err, registry.ErrBlobUnknown) {
 			if remote && err == nil {
@@ -208,12 +231,12 @@ func (s *Store) BlobURL(ctx context.Context, repo string, d digest.Digest) (stri
 	srcs := s.readable(ctx, repo)
 	if len(srcs) == 1 && srcs[0] == repo {
 		if _, remote := s.policy().RemoteFor(repo); !remote {
-			return s.Store.BlobURL(ctx, repo, d)
+			return s.local.BlobURL(ctx, repo, d)
 		}
 	}
 	for _, src := range srcs {
-		if _, err := s.Store.StatBlob(ctx, src, d); err == nil {
-			return s.Store.BlobURL(ctx, src, d)
+		if _, err := s.local.StatBlob(ctx, src, d); err == nil {
+			return s.local.BlobURL(ctx, src, d)
 		}
 	}
 	return "", false, nil // not cached yet: served through the replica
@@ -227,7 +250,7 @@ func (s *Store) Tags(ctx context.Context, repo, last string, n int) ([]string, b
 		more bool
 	}
 	p, err := firstOf(ctx, s, repo, true, func(src string) (page, error) {
-		tags, more, err := s.Store.Tags(ctx, src, last, n)
+		tags, more, err := s.local.Tags(ctx, src, last, n)
 		return page{tags, more}, err
 	})
 	return p.tags, p.more, err
@@ -241,7 +264,7 @@ func (s *Store) Referrers(ctx context.Context, repo string, d digest.Digest, art
 		if !s.mayRead(ctx, repo, src, true) {
 			continue
 		}
-		refs, err := s.Store.Referrers(ctx, src, d, artifactType)
+		refs, err := s.local.Referrers(ctx, src, d, artifactType)
 		if err != nil && !notFound(err) {
 			return nil, err
 		}
@@ -257,7 +280,40 @@ func (s *Store) StartUpload(ctx context.Context, repo string) (registry.UploadSe
 	if err := s.refuseWrite(repo); err != nil {
 		return registry.UploadSession{}, err
 	}
-	return s.Store.StartUpload(ctx, repo)
+	return s.local.StartUpload(ctx, repo)
+}
+
+// UploadStatus refuses remote and virtual repositories: no upload can
+// have started there.
+func (s *Store) UploadStatus(ctx context.Context, repo, id string) (registry.UploadSession, error) {
+	if err := s.refuseWrite(repo); err != nil {
+		return registry.UploadSession{}, err
+	}
+	return s.local.UploadStatus(ctx, repo, id)
+}
+
+// AppendUpload refuses remote and virtual repositories.
+func (s *Store) AppendUpload(ctx context.Context, repo, id string, start int64, body io.Reader) (registry.UploadSession, error) {
+	if err := s.refuseWrite(repo); err != nil {
+		return registry.UploadSession{}, err
+	}
+	return s.local.AppendUpload(ctx, repo, id, start, body)
+}
+
+// CommitUpload refuses remote and virtual repositories.
+func (s *Store) CommitUpload(ctx context.Context, repo, id string, start int64, body io.Reader, d digest.Digest) (registry.BlobInfo, error) {
+	if err := s.refuseWrite(repo); err != nil {
+		return registry.BlobInfo{}, err
+	}
+	return s.local.CommitUpload(ctx, repo, id, start, body, d)
+}
+
+// CancelUpload refuses remote and virtual repositories.
+func (s *Store) CancelUpload(ctx context.Context, repo, id string) error {
+	if err := s.refuseWrite(repo); err != nil {
+		return err
+	}
+	return s.local.CancelUpload(ctx, repo, id)
 }
 
 // PutBlob refuses remote and virtual repositories.
@@ -265,7 +321,7 @@ func (s *Store) PutBlob(ctx context.Context, repo string, d digest.Digest, size 
 	if err := s.refuseWrite(repo); err != nil {
 		return registry.BlobInfo{}, err
 	}
-	return s.Store.PutBlob(ctx, repo, d, size, body)
+	return s.local.PutBlob(ctx, repo, d, size, body)
 }
 
 // MountBlob refuses remote and virtual repositories.
@@ -273,7 +329,7 @@ func (s *Store) MountBlob(ctx context.Context, repo, from string, d digest.Diges
 	if err := s.refuseWrite(repo); err != nil {
 		return registry.BlobInfo{}, false, err
 	}
-	return s.Store.MountBlob(ctx, repo, from, d)
+	return s.local.MountBlob(ctx, repo, from, d)
 }
 
 // PutManifest refuses remote and virtual repositories.
@@ -281,7 +337,7 @@ func (s *Store) PutManifest(ctx context.Context, p registry.ManifestPut) (*regis
 	if err := s.refuseWrite(p.Repo); err != nil {
 		return nil, err
 	}
-	return s.Store.PutManifest(ctx, p)
+	return s.local.PutManifest(ctx, p)
 }
 
 // DeleteBlob refuses remote and virtual repositories: their content goes
@@ -290,7 +346,7 @@ func (s *Store) DeleteBlob(ctx context.Context, repo string, d digest.Digest) er
 	if err := s.refuseWrite(repo); err != nil {
 		return err
 	}
-	return s.Store.DeleteBlob(ctx, repo, d)
+	return s.local.DeleteBlob(ctx, repo, d)
 }
 
 // DeleteManifest refuses remote and virtual repositories.
@@ -298,7 +354,7 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 	if err := s.refuseWrite(repo); err != nil {
 		return err
 	}
-	return s.Store.DeleteManifest(ctx, repo, d)
+	return s.local.DeleteManifest(ctx, repo, d)
 }
 
 // DeleteTag refuses remote and virtual repositories.
@@ -306,5 +362,5 @@ func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
 	if err := s.refuseWrite(repo); err != nil {
 		return err
 	}
-	return s.Store.DeleteTag(ctx, repo, tag)
+	return s.local.DeleteTag(ctx, repo, tag)
 }

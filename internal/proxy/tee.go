@@ -40,7 +40,7 @@ func (s *Store) tee(ctx context.Context, repo string, d digest.Digest, size int6
 	// stops earlier abandons the store through the pipe instead.
 	sctx := context.WithoutCancel(ctx)
 	go func() {
-		_, err := s.Store.PutBlob(sctx, repo, d, size, pr)
+		_, err := s.local.PutBlob(sctx, repo, d, size, pr)
 		pr.CloseWithError(err) // unblocks a write after a failure
 		c.done <- err
 	}()

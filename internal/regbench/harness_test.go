@@ -14,9 +14,11 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/rs/zerolog"
 
+	"github.com/ha-registry/ha-registry/internal/chain"
 	"github.com/ha-registry/ha-registry/internal/schema"
 	"github.com/ha-registry/ha-registry/internal/store"
 	"github.com/ha-registry/ha-registry/internal/testenv"
+	"github.com/ha-registry/ha-registry/policy"
 	"github.com/ha-registry/ha-registry/registry/httpapi"
 	"github.com/ha-registry/ha-registry/s3store"
 )
@@ -47,7 +49,9 @@ func registries(t *testing.T) (streamed, redirected string, s3 *s3store.Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := httptest.NewServer(httpapi.New(httpapi.Options{Store: st, Logger: zerolog.Nop(), AutoMount: true}))
+		empty := &policy.Policy{}
+		api, _ := chain.New(chain.Config{Index: st, Policy: func() *policy.Policy { return empty }, Log: zerolog.Nop()})
+		srv := httptest.NewServer(httpapi.New(httpapi.Options{Store: api, Logger: zerolog.Nop(), AutoMount: true}))
 		t.Cleanup(srv.Close)
 		return srv.URL
 	}

@@ -44,7 +44,7 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, req request) er
 		return nil
 	}
 
-	if red, ok := s.store.(registry.BlobRedirector); ok {
+	if red, ok := registry.Ability[registry.BlobRedirector](s.store); ok {
 		url, ok, err := red.BlobURL(ctx, req.repo, req.digest)
 		if err != nil {
 			return err
